@@ -1,0 +1,38 @@
+"""I2M2: jointly modeling inter- and intra-modality dependencies for multimodal classification.
+
+The model code (this package's ``models``) is plain PyTorch; training lives in ``i2m2.training``.
+"""
+
+from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
+from i2m2.data.synthetic import SyntheticTask
+from i2m2.models.expert import Expert, UnimodalExpert
+from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, TensorFusion
+from i2m2.models.i2m2 import I2M2
+from i2m2.models.methods import build_method, experts_of, method_names
+from i2m2.models.mlp import MLP
+from i2m2.models.product_of_experts import product_of_experts
+from i2m2.models.registry import FUSIONS, create_fusion
+from i2m2.models.validation import InputSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FUSIONS",
+    "I2M2",
+    "MLP",
+    "DataSplits",
+    "EarlyFusion",
+    "Expert",
+    "InputSpec",
+    "LateFusion",
+    "LowRankTensorFusion",
+    "MultimodalDataset",
+    "SyntheticTask",
+    "TensorFusion",
+    "UnimodalExpert",
+    "build_method",
+    "create_fusion",
+    "experts_of",
+    "method_names",
+    "product_of_experts",
+]

@@ -1,0 +1,1 @@
+"""Datasets: every example is ``(dict[modality, Tensor], label)``."""

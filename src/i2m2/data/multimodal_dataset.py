@@ -1,0 +1,76 @@
+"""In-memory multimodal datasets: a dict of per-modality tensors plus integer labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
+    """Examples ``({modality: tensor}, label)``; the default collate turns them into a dict batch.
+
+    Args:
+        inputs: modality name -> tensor with the example axis first.
+        labels: integer labels ``(N,)``.
+        groups: optional per-example group ids (e.g. OOD split, regime) kept for per-group analysis.
+    """
+
+    def __init__(self, inputs: Mapping[str, Tensor], labels: Tensor, groups: Tensor | None = None) -> None:
+        sizes = {m: len(x) for m, x in inputs.items()}
+        if not inputs:
+            raise ValueError("a multimodal dataset needs at least one modality")
+        if any(n != len(labels) for n in sizes.values()):
+            raise ValueError(f"modalities and labels disagree on the number of examples: {sizes}, labels {len(labels)}")
+        if labels.is_floating_point():
+            raise ValueError(f"labels: expected an integer tensor, got {labels.dtype}")
+        self.inputs = dict(inputs)
+        self.labels = labels.long()
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Tensor]:
+        return {m: x[index] for m, x in self.inputs.items()}, self.labels[index]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
+
+    def subset(self, index: Tensor) -> MultimodalDataset:
+        """The examples at ``index`` (a tensor of positions), as a new dataset sharing no state."""
+        groups = None if self.groups is None else self.groups[index]
+        return MultimodalDataset({m: x[index] for m, x in self.inputs.items()}, self.labels[index], groups)
+
+
+@dataclass
+class DataSplits:
+    """Train, validation and test sets of one task. Model selection uses ``val`` only, never ``test``."""
+
+    train: MultimodalDataset
+    val: MultimodalDataset
+    test: MultimodalDataset
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            labels = getattr(self, name).labels
+            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"{name} labels: expected values in 0..{self.num_classes - 1}, got range "
+                    f"{int(labels.min())}..{int(labels.max())}"
+                )
+
+
+def split_by_fraction(
+    dataset: MultimodalDataset, val_fraction: float, seed: int | None = None
+) -> tuple[MultimodalDataset, MultimodalDataset]:
+    """Carve a validation set off a training set: the last ``val_fraction`` of rows, or a seeded shuffle."""
+    n = len(dataset)
+    n_val = max(1, round(n * val_fraction))
+    order = torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return dataset.subset(order[: n - n_val]), dataset.subset(order[n - n_val :])

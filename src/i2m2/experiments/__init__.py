@@ -1,0 +1,1 @@
+"""The paper's experiments (and the synthetic demo) as :class:`Experiment` definitions."""

@@ -1,0 +1,1 @@
+"""Model code: plain torch.nn, no training framework."""

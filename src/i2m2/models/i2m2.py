@@ -1,0 +1,137 @@
+"""The I2M2 model: a product of intra-modality (unimodal) experts and inter-modality (fusion) experts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from i2m2.models.expert import Batch, Expert, as_expert
+from i2m2.models.product_of_experts import product_of_experts
+from i2m2.models.validation import InputSpec, batch_size_of, check_logits, check_modality
+
+INTER = "inter"
+
+
+class I2M2(nn.Module):
+    """log p(y | x) = log_softmax(sum_k log_softmax(expert_k(x))) over the experts present.
+
+    With only unimodal experts this is the intra-modality model; with only ``inter`` it is the
+    inter-modality model; with both it is I2M2.
+
+    Args:
+        experts: intra-modality experts keyed by the modality they read. A plain module ``x -> logits``
+            is wrapped as a :class:`UnimodalExpert`; an :class:`Expert` is used as is.
+        inter: one inter-modality expert (named ``"inter"``) or several keyed by name.
+        num_classes: the number of classes C; inferred from the first forward pass if not given.
+        log_prior: ``log p(y)`` from the training labels. When given, the exact Eq. (3) is used, which
+            removes the prior that the K discriminative experts count K times (see
+            :func:`product_of_experts`). Off by default, as in the authors' code.
+        input_specs: optional per-modality shape/dtype that inputs are checked against.
+    """
+
+    def __init__(
+        self,
+        experts: Mapping[str, nn.Module] | None = None,
+        inter: Expert | Mapping[str, Expert] | None = None,
+        num_classes: int | None = None,
+        log_prior: Tensor | None = None,
+        input_specs: Mapping[str, InputSpec] | None = None,
+    ) -> None:
+        super().__init__()
+        named: dict[str, Expert] = {name: as_expert(name, m) for name, m in (experts or {}).items()}
+        inter_experts = {INTER: inter} if isinstance(inter, nn.Module) else dict(inter or {})
+        for name, expert in inter_experts.items():
+            if name in named:
+                raise ValueError(f"two experts are named '{name}'")
+            if not isinstance(expert, Expert):
+                raise TypeError(f"inter expert '{name}' must be an i2m2 Expert (it must declare its modalities)")
+            named[name] = expert
+        if not named:
+            raise ValueError("I2M2 needs at least one expert")
+        self.experts = nn.ModuleDict(named)
+        self.num_classes = num_classes
+        self.input_specs = dict(input_specs or {})
+        self.register_buffer("log_prior", None if log_prior is None else log_prior.detach().float())
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Every modality some expert reads, in first-use order."""
+        seen: dict[str, None] = {}
+        for expert in self.experts.values():
+            seen.update(dict.fromkeys(expert.modalities))
+        return tuple(seen)
+
+    def set_prior_from_labels(self, labels: Tensor, num_classes: int) -> None:
+        """Turn on the exact prior correction with p(y) estimated from training labels (add-one smoothed)."""
+        counts = torch.bincount(labels.long().flatten(), minlength=num_classes).float() + 1.0
+        self.log_prior = (counts / counts.sum()).log()
+
+    def expert_logits(
+        self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Run every expert whose modalities are in the batch.
+
+        Returns ``(logits, masks)``: logits ``(B, C)`` per expert that ran and, per expert, a boolean
+        ``(B,)`` mask of the examples where all its modalities are present.
+        """
+        if not isinstance(batch, Mapping):
+            raise ValueError(f"the batch must be a dict of modality name -> Tensor, got {type(batch).__name__}")
+        allow_missing = allow_missing or present is not None
+        size = batch_size_of(batch)
+        present_rows = {m: self._presence(m, batch, present, size) for m in self.modalities}
+        for m in self.modalities:
+            if m in batch:
+                check_modality(m, batch[m], self.input_specs.get(m), present_rows[m])
+            elif not allow_missing:
+                readers = [n for n, e in self.experts.items() if m in e.modalities]
+                raise ValueError(
+                    f"modality '{m}' is missing from the batch (needed by expert(s) {readers}); "
+                    f"the batch has {sorted(batch)}. Pass a presence mask to leave those experts out."
+                )
+        logits: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
+        for name, expert in self.experts.items():
+            if any(m not in batch for m in expert.modalities):
+                continue
+            try:
+                out = expert(batch)
+            except RuntimeError as err:
+                shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in expert.modalities}
+                raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
+            check_logits(name, out, size, self.num_classes)
+            if self.num_classes is None:
+                self.num_classes = out.shape[1]
+            logits[name] = out
+            masks[name] = torch.stack([present_rows[m] for m in expert.modalities]).all(0)
+        if not logits:
+            raise ValueError(f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}")
+        return logits, masks
+
+    def forward(
+        self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False
+    ) -> Tensor:
+        """Normalized ``log p(y | x)`` of shape ``(batch, classes)``.
+
+        Args:
+            batch: modality name -> tensor with the batch axis first.
+            present: optional modality name -> boolean ``(batch,)``; experts reading an absent modality are
+                left out of the product for those examples. A modality missing from the batch counts as
+                absent everywhere when a mask is given or ``allow_missing`` is set.
+        """
+        logits, masks = self.expert_logits(batch, present, allow_missing)
+        return product_of_experts(list(logits.values()), list(masks.values()), self.log_prior)
+
+    @staticmethod
+    def _presence(modality: str, batch: Batch, present: Mapping[str, Tensor] | None, size: int) -> Tensor:
+        device = next((t.device for t in batch.values() if isinstance(t, Tensor)), torch.device("cpu"))
+        if modality not in batch:
+            return torch.zeros(size, dtype=torch.bool, device=device)
+        if present is None or modality not in present:
+            return torch.ones(size, dtype=torch.bool, device=device)
+        mask = present[modality]
+        if not isinstance(mask, Tensor) or mask.shape != (size,) or mask.dtype != torch.bool:
+            got = (tuple(mask.shape), mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"presence mask of '{modality}': expected a bool tensor of shape ({size},), got {got}")
+        return mask.to(device)

@@ -1,0 +1,33 @@
+"""A small multilayer perceptron: the default head and the encoder for vector modalities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+
+class MLP(nn.Sequential):
+    """Linear layers with ReLU (and optional dropout) between them; no activation after the last.
+
+    Args:
+        in_dim: input features (inputs are flattened from the second axis on).
+        hidden_dims: sizes of the hidden layers, possibly empty (a linear model).
+        out_dim: output features.
+        dropout: dropout probability after each hidden activation.
+    """
+
+    def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int, dropout: float = 0.0) -> None:
+        layers: list[nn.Module] = [nn.Flatten(1)]
+        dims = [in_dim, *hidden_dims]
+        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(dims[-1], out_dim))
+        super().__init__(*layers)
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102 - typed override for mypy
+        return super().forward(x)

@@ -1,0 +1,78 @@
+"""Checks that turn bad input into one ValueError naming the modality or expert and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one modality's tensor must look like, per example (the batch axis excluded).
+
+    Args:
+        shape: per-example shape; ``None`` for an axis of any size (e.g. sequence length).
+        dtype: the required dtype, or ``None`` for any (token ids are integers, images are floats).
+    """
+
+    shape: tuple[int | None, ...] | None = None
+    dtype: torch.dtype | None = None
+
+
+def check_modality(name: str, value: object, spec: InputSpec | None = None, rows: Tensor | None = None) -> None:
+    """Validate one modality's tensor: a Tensor with a batch axis, finite, matching ``spec`` if given.
+
+    ``rows`` (boolean, per example) restricts the finiteness check to examples marked present.
+    """
+    if not isinstance(value, Tensor):
+        raise ValueError(f"modality '{name}': expected a torch.Tensor, got {type(value).__name__}")
+    if value.dim() == 0:
+        raise ValueError(f"modality '{name}': expected a batch axis first, got a scalar tensor")
+    if spec is not None and spec.dtype is not None and value.dtype != spec.dtype:
+        raise ValueError(f"modality '{name}': expected dtype {spec.dtype}, got {value.dtype}")
+    if spec is not None and spec.shape is not None:
+        got = tuple(value.shape[1:])
+        ok = len(got) == len(spec.shape) and all(e is None or e == g for e, g in zip(spec.shape, got))
+        if not ok:
+            want = tuple("*" if e is None else e for e in spec.shape)
+            raise ValueError(f"modality '{name}': expected shape (batch, {', '.join(map(str, want))}), "
+                             f"got {tuple(value.shape)}")
+    if value.is_floating_point() or value.is_complex():
+        checked = value if rows is None else value[rows.to(value.device)]
+        if not torch.isfinite(checked).all():
+            raise ValueError(f"modality '{name}': contains NaN or infinite values")
+
+
+def check_logits(expert: str, logits: object, batch_size: int, num_classes: int | None) -> None:
+    """An expert must return finite ``(batch, num_classes)`` logits."""
+    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != batch_size:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"expert '{expert}': expected logits of shape ({batch_size}, classes), got {shape}")
+    if num_classes is not None and logits.shape[1] != num_classes:
+        raise ValueError(
+            f"expert '{expert}': expected logits over {num_classes} classes, got {logits.shape[1]}"
+        )
+
+
+def check_labels(labels: Tensor, num_classes: int) -> None:
+    """Labels must be integers in ``0..num_classes-1``."""
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels: expected an integer tensor, got {labels.dtype}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels: expected values in 0..{num_classes - 1}, got range "
+            f"{int(labels.min())}..{int(labels.max())}"
+        )
+
+
+def batch_size_of(batch: Mapping[str, Tensor]) -> int:
+    """The common first-axis size of all tensors in the batch."""
+    sizes = {name: t.shape[0] for name, t in batch.items() if isinstance(t, Tensor) and t.dim() > 0}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"modalities disagree on the batch size: {sizes}")
+    if not sizes:
+        raise ValueError("the batch holds no modality tensors")
+    return next(iter(sizes.values()))

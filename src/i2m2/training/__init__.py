@@ -1,0 +1,1 @@
+"""Training with Lightning: the LightningModule, DataModule, two-stage recipe and experiment runner."""

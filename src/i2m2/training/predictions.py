@@ -1,0 +1,92 @@
+"""Per-example test predictions of a run, saved next to ``results.json`` for later analysis.
+
+One compressed ``.npz`` per (group, method, seed) under ``RUN_DIR/predictions/``; file name
+``{group or "all"}__{method}__seed{seed}.npz`` with characters outside ``[A-Za-z0-9_.+-]`` replaced by "-".
+Arrays (float16 log-probabilities keep the files small):
+
+* ``labels``: int64 ``(N,)`` true test labels;
+* ``log_probs``: float16 ``(N, C)`` the method's normalized log p(y | x);
+* ``expert__<name>``: float16 ``(N, C)`` each expert's own log_softmax (for I2M2/intra: the fine-tuned
+  experts inside the product);
+* ``withheld__<modality>``: float16 ``(N, C)`` the method's log p(y | x) with that modality withheld
+  (its experts left out of the product), only for methods with more than one modality;
+* ``groups``: int64 ``(N,)`` optional per-example group ids (names in ``results.json``'s
+  ``config.group_names``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from i2m2.errors import DataError
+
+PREDICTIONS_DIR = "predictions"
+
+
+@dataclass
+class Predictions:
+    """Test predictions of one (group, method, seed)."""
+
+    labels: np.ndarray
+    log_probs: np.ndarray
+    experts: dict[str, np.ndarray] = field(default_factory=dict)
+    withheld: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: np.ndarray | None = None
+
+
+def predictions_path(run_dir: Path, group: str, method: str, seed: int) -> Path:
+    stem = f"{group or 'all'}__{method}__seed{seed}"
+    return Path(run_dir) / PREDICTIONS_DIR / (re.sub(r"[^A-Za-z0-9_.+-]", "-", stem) + ".npz")
+
+
+def save_predictions(path: Path, predictions: Predictions) -> None:
+    """Write atomically: a temp file in the same folder, then a rename."""
+    arrays: dict[str, np.ndarray] = {
+        "labels": predictions.labels.astype(np.int64),
+        "log_probs": predictions.log_probs.astype(np.float16),
+    }
+    arrays |= {f"expert__{k}": v.astype(np.float16) for k, v in predictions.experts.items()}
+    arrays |= {f"withheld__{k}": v.astype(np.float16) for k, v in predictions.withheld.items()}
+    if predictions.groups is not None:
+        arrays["groups"] = predictions.groups.astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_predictions(path: Path) -> Predictions:
+    """Read one predictions file; a :class:`DataError` naming the file if it is missing or damaged."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: predictions file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{path}: not a readable predictions file ({err})") from err
+    for key in ("labels", "log_probs"):
+        if key not in arrays:
+            raise DataError(f"{path}: predictions file lacks '{key}'")
+    n = len(arrays["labels"])
+    for key, value in arrays.items():
+        if len(value) != n:
+            raise DataError(f"{path}: '{key}' has {len(value)} rows, labels have {n}")
+    return Predictions(
+        labels=arrays["labels"],
+        log_probs=arrays["log_probs"].astype(np.float32),
+        experts={k[8:]: v.astype(np.float32) for k, v in arrays.items() if k.startswith("expert__")},
+        withheld={k[10:]: v.astype(np.float32) for k, v in arrays.items() if k.startswith("withheld__")},
+        groups=arrays.get("groups"),
+    )
