@@ -41,9 +41,13 @@ class Predictions:
     groups: np.ndarray | None = None
 
 
+def job_stem(group: str, method: str, seed: int) -> str:
+    """The file name stem shared by a job's record, checkpoint and predictions."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", f"{group or 'all'}__{method}__seed{seed}")
+
+
 def predictions_path(run_dir: Path, group: str, method: str, seed: int) -> Path:
-    stem = f"{group or 'all'}__{method}__seed{seed}"
-    return Path(run_dir) / PREDICTIONS_DIR / (re.sub(r"[^A-Za-z0-9_.+-]", "-", stem) + ".npz")
+    return Path(run_dir) / PREDICTIONS_DIR / f"{job_stem(group, method, seed)}.npz"
 
 
 def save_predictions(path: Path, predictions: Predictions) -> None:

@@ -1,0 +1,94 @@
+"""Aggregate per-seed job metrics into the run's tables: results.json (the stable contract), .csv, .md."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from i2m2.training.atomic import atomic_write_text
+
+# Metrics shown as percentages in the markdown table, in this order.
+TABLE_METRICS = ("acc", "balanced_acc", "auroc", "auprc")
+
+
+def summarize(per_seed: Sequence[float]) -> dict[str, Any]:
+    values = [float(v) for v in per_seed]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+
+
+def build_rows(
+    job_metrics: Mapping[tuple[str, str, int], Mapping[str, float]], methods: Sequence[str], groups: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One row per (method, group) with mean, std and per-seed values of every metric (seeds in order)."""
+    rows = []
+    for group in groups:
+        for method in methods:
+            seeds = sorted(s for (g, m, s) in job_metrics if g == group and m == method)
+            if not seeds:
+                continue
+            names = job_metrics[(group, method, seeds[0])].keys()
+            metrics = {n: summarize([job_metrics[(group, method, s)][n] for s in seeds]) for n in names}
+            rows.append({"method": method, "group": group, "metrics": metrics})
+    return rows
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("i2m2", "torch", "lightning", "torchmetrics", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> str:
+    """Methods down, groups across, ``mean ± std`` in percent, the best mean per group in bold."""
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["group"]): r["metrics"].get(metric) for r in rows}
+    best = {g: max((c["mean"] for (m, gg), c in cell.items() if gg == g and c), default=None) for g in groups}
+    header = "| method | " + " | ".join(g or metric for g in groups) + " |"
+    lines = [header, "|" + "---|" * (len(groups) + 1)]
+    for method in methods:
+        cells = []
+        for g in groups:
+            c = cell.get((method, g))
+            if not c:
+                cells.append("")
+                continue
+            text = f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}"
+            cells.append(f"**{text}**" if c["mean"] == best[g] else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json, results.csv and results.md into ``out`` (each atomically); return the JSON."""
+    results = {"experiment": experiment, "rows": rows, "config": config, "versions": package_versions()}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["method", "group", "metric", "mean", "std", "seeds", "per_seed"])
+    for row in rows:
+        for name, m in row["metrics"].items():
+            per_seed = " ".join(f"{v:.6f}" for v in m["per_seed"])
+            writer.writerow([row["method"], row["group"], name, f"{m['mean']:.6f}", f"{m['std']:.6f}",
+                             len(m["per_seed"]), per_seed])
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+
+    present = [m for m in TABLE_METRICS if any(m in r["metrics"] for r in rows)]
+    n_seeds = len(config.get("seeds", []))
+    parts = [f"# {experiment}: test metrics (%), mean ± std over {n_seeds} seed(s)\n"]
+    parts += [f"\n## {metric}\n\n" + markdown_table(rows, metric) for metric in present]
+    atomic_write_text(out / "results.md", "".join(parts))
+    return results

@@ -1,0 +1,197 @@
+"""``i2m2 run``: every method, every seed, every group of an experiment; results written to files.
+
+Layout of a run folder::
+
+    results.json  results.csv  results.md  results.png   the tables (results.json is the stable contract)
+    jobs/<group>__<method>__seed<k>.json                  one finished job's test metrics (for --resume)
+    checkpoints/<group>__<method>__seed<k>.pt             its weights: state_dict + plain hyperparameters
+    predictions/<group>__<method>__seed<k>.npz            its per-example test predictions
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from i2m2.data.multimodal_dataset import DataSplits
+from i2m2.errors import UserError
+from i2m2.experiments.spec import Experiment, StageConfig
+from i2m2.models.i2m2 import I2M2
+from i2m2.models.methods import build_method
+from i2m2.training.atomic import atomic_write_text, load_checkpoint, save_checkpoint
+from i2m2.training.fit import fit_and_test, quiet_lightning
+from i2m2.training.plan import Job, all_methods, plan_jobs
+from i2m2.training.plots import bar_chart
+from i2m2.training.predictions import job_stem, predictions_path, save_predictions
+from i2m2.training.results import write_results
+from i2m2.training.scale import ScaleConfig
+
+
+def build_job_model(experiment: Experiment, job: Job, group: str) -> I2M2:
+    """The method's model, made of the experiment's expert builders."""
+    builders = experiment.build_inter
+    fusion = job.fusion or next(iter(builders))
+    return build_method(
+        job.base,
+        experiment.modalities,
+        unimodal=lambda m: experiment.build_unimodal(m, group),
+        inter=lambda mods: builders[fusion](mods, group),
+        num_classes=experiment.num_classes,
+    )
+
+
+def job_config(experiment: Experiment, job: Job, max_epochs: int | None) -> StageConfig:
+    if job.stage == 2:
+        config = experiment.finetune
+    else:
+        config = experiment.stage1_config(job.base.removeprefix("unimodal:"))
+    return config if max_epochs is None else replace(config, max_epochs=max_epochs)
+
+
+class Runner:
+    """Runs (or resumes) one comparison into ``out``.
+
+    Args:
+        experiment: what to run.
+        out: the run folder.
+        seeds: the seeds (each gives a full comparison).
+        methods: the rows to produce (default: all); products also run the stage-1 jobs they start from.
+        data_dir: the dataset folder for experiments that read files.
+        max_epochs: overrides every stage's epochs (smoke tests, quick looks).
+        from_scratch: train intra and I2M2 jointly from random initialization (the paper's Table 5).
+        resume: skip jobs whose results are already in ``out``.
+        scale: accelerator/devices/strategy/nodes for the Trainer.
+        epoch_progress: show Lightning's per-epoch progress bar on a terminal (off for many tiny jobs).
+        log: where progress lines go when not on a terminal.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        out: Path,
+        seeds: Sequence[int] = (0, 1, 2),
+        methods: Sequence[str] | None = None,
+        data_dir: Path | None = None,
+        max_epochs: int | None = None,
+        from_scratch: bool = False,
+        resume: bool = False,
+        scale: ScaleConfig | None = None,
+        epoch_progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.out = Path(out)
+        self.seeds = list(seeds)
+        self.methods = list(methods) if methods else all_methods(experiment)
+        self.data_dir = data_dir
+        self.max_epochs = max_epochs
+        self.from_scratch = from_scratch
+        self.resume = resume
+        self.scale = scale or ScaleConfig()
+        self.jobs = plan_jobs(experiment, self.methods, from_scratch)
+        self.interactive = sys.stderr.isatty()
+        self.epoch_progress = epoch_progress and self.interactive
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._check_out()
+
+    def _check_out(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"--out {self.out}: exists and is not a folder")
+        if (self.out / "jobs").is_dir() and any((self.out / "jobs").iterdir()) and not self.resume:
+            raise UserError(f"--out {self.out}: already holds a run; pass --resume to continue it, "
+                            "or choose another folder")
+        try:
+            (self.out / "jobs").mkdir(parents=True, exist_ok=True)
+            probe = self.out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise UserError(f"--out {self.out}: not writable ({err.strerror or err})") from err
+
+    def config(self) -> dict[str, Any]:
+        e = self.experiment
+        pretrain = asdict(e.pretrain) if isinstance(e.pretrain, StageConfig) else {
+            k: asdict(v) for k, v in e.pretrain.items()}
+        return {
+            "description": e.description, "modalities": list(e.modalities), "num_classes": e.num_classes,
+            "groups": list(e.groups), "group_names": list(e.group_names), "seeds": self.seeds,
+            "methods": self.methods, "monitor": e.monitor, "pretrain": pretrain, "finetune": asdict(e.finetune),
+            "max_epochs_override": self.max_epochs, "from_scratch": self.from_scratch,
+            "data_dir": None if self.data_dir is None else str(self.data_dir), "scale": asdict(self.scale),
+        }
+
+    def run(self) -> dict[str, Any]:
+        """Train and test every job, then write the tables and the chart. Returns results.json's content."""
+        quiet_lightning()
+        total = len(self.experiment.groups) * len(self.seeds) * len(self.jobs)
+        bar = tqdm(total=total, desc=self.experiment.name, unit="job", disable=not self.interactive)
+        started = time.perf_counter()
+        job_metrics: dict[tuple[str, str, int], dict[str, float]] = {}
+        done = 0
+        for group in self.experiment.groups:
+            for seed in self.seeds:
+                splits: DataSplits | None = None
+                for job in self.jobs:
+                    done += 1
+                    stem = job_stem(group, job.method, seed)
+                    record = self.out / "jobs" / f"{stem}.json"
+                    if self.resume and record.is_file() and (self.out / "checkpoints" / f"{stem}.pt").is_file():
+                        job_metrics[(group, job.method, seed)] = json.loads(record.read_text())["metrics"]
+                        self._progress(bar, done, total, group, seed, job.method, "already done (resumed)")
+                        continue
+                    if splits is None:
+                        splits = self.experiment.load_data(group, self.data_dir, seed)
+                    t0 = time.perf_counter()
+                    metrics = self._run_job(job, group, seed, splits, stem)
+                    job_metrics[(group, job.method, seed)] = metrics
+                    summary = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "loss")
+                    self._progress(bar, done, total, group, seed, job.method,
+                                   f"{summary} ({time.perf_counter() - t0:.1f} s)")
+        bar.close()
+        rows = self._rows(job_metrics)
+        config = self.config() | {"wall_time_s": round(time.perf_counter() - started, 1)}
+        results = write_results(self.out, self.experiment.name, rows, config)
+        bar_chart(rows, self.out / "results.png", self.experiment.monitor, self.experiment.description)
+        return results
+
+    def _rows(self, job_metrics: dict[tuple[str, str, int], dict[str, float]]) -> list[dict[str, Any]]:
+        from i2m2.training.results import build_rows
+
+        return build_rows(job_metrics, self.methods, self.experiment.groups)
+
+    def _progress(self, bar: Any, done: int, total: int, group: str, seed: int, method: str, text: str) -> None:
+        where = f"{group} " if group else ""
+        line = f"[{done}/{total}] {where}seed={seed} {method}: {text}"
+        if self.interactive:
+            bar.update(1)
+            bar.write(line)
+        else:
+            self.log(line)
+
+    def _run_job(self, job: Job, group: str, seed: int, splits: DataSplits, stem: str) -> dict[str, float]:
+        model = build_job_model(self.experiment, job, group)
+        if job.init_from:
+            state: dict[str, Any] = {}
+            for source in job.init_from:
+                path = self.out / "checkpoints" / f"{job_stem(group, source, seed)}.pt"
+                state |= load_checkpoint(path)["state_dict"]
+            model.load_state_dict(state)
+        config = job_config(self.experiment, job, self.max_epochs)
+        result = fit_and_test(model, splits, config, seed, self.experiment.monitor, self.scale,
+                              progress_bar=self.epoch_progress)
+        hyper = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed,
+                 "stage": job.stage, "init_from": list(job.init_from), "config": asdict(config)}
+        save_checkpoint(self.out / "checkpoints" / f"{stem}.pt", result.state_dict, hyper)
+        if result.predictions is not None:
+            save_predictions(predictions_path(self.out, group, job.method, seed), result.predictions)
+        record = {"method": job.method, "group": group, "seed": seed, "metrics": result.metrics,
+                  "epochs": result.epochs}
+        atomic_write_text(self.out / "jobs" / f"{stem}.json", json.dumps(record, indent=2) + "\n")
+        return result.metrics
