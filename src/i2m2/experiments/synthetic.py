@@ -53,7 +53,9 @@ def late_fusion(modalities: tuple[str, ...], group: str) -> Expert:
 
 @register_experiment("synthetic")
 def synthetic() -> Experiment:
-    stage = StageConfig(optimizer="adam", lr=3e-3, weight_decay=1e-4, max_epochs=30, batch_size=128, patience=6)
+    stage = StageConfig(
+        optimizer="adam", lr=3e-3, weight_decay=1e-4, max_epochs=30, batch_size=128, patience=6
+    )
     return Experiment(
         name="synthetic",
         description="Synthetic data from the paper's generative process (Eq. 1) in three regimes",
@@ -63,7 +65,8 @@ def synthetic() -> Experiment:
         build_unimodal=unimodal_classifier,
         build_inter={"lf": late_fusion},
         pretrain=stage,
-        finetune=StageConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4, max_epochs=15, batch_size=128,
-                             patience=4),
+        finetune=StageConfig(
+            optimizer="adam", lr=1e-3, weight_decay=1e-4, max_epochs=15, batch_size=128, patience=4
+        ),
         groups=tuple(REGIMES),
     )

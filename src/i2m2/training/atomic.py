@@ -19,19 +19,30 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def save_checkpoint(path: Path, state_dict: dict[str, torch.Tensor], hyper_parameters: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, state_dict: dict[str, torch.Tensor], hyper_parameters: dict[str, Any]
+) -> None:
     """A checkpoint is a state_dict plus plain hyperparameters, loadable with ``weights_only=True``."""
-    atomic_write(path, lambda f: torch.save({"state_dict": state_dict, "hyper_parameters": hyper_parameters}, f))
+    atomic_write(
+        path, lambda f: torch.save({"state_dict": state_dict, "hyper_parameters": hyper_parameters}, f)
+    )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

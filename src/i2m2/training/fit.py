@@ -66,8 +66,14 @@ def fit_and_test(
     data = SplitsDataModule(splits, batch_size=config.batch_size)
     mode = "min" if monitor == "loss" else "max"
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".fit-") as tmp:
-        checkpoint = ModelCheckpoint(dirpath=tmp, monitor=f"val/{monitor}", mode=mode, save_top_k=1,
-                                     filename="best", save_weights_only=True)
+        checkpoint = ModelCheckpoint(
+            dirpath=tmp,
+            monitor=f"val/{monitor}",
+            mode=mode,
+            save_top_k=1,
+            filename="best",
+            save_weights_only=True,
+        )
         callbacks: list[pl.Callback] = [checkpoint]
         if config.patience is not None:
             callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
@@ -94,7 +100,10 @@ def fit_and_test(
 def predict_test(module: MethodModule, data: SplitsDataModule, scale: ScaleConfig) -> Predictions:
     """Per-example test predictions, gathered on one device so that every example appears once."""
     trainer = pl.Trainer(
-        accelerator=scale.accelerator, devices=1, logger=False, enable_progress_bar=False,
+        accelerator=scale.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     batches: list[dict[str, Any]] = trainer.predict(module, datamodule=data)  # type: ignore[assignment]

@@ -46,7 +46,9 @@ def parse_method(experiment: Experiment, method: str) -> Job:
     """The job of one row name; a :class:`UserError` listing the valid names otherwise."""
     valid = all_methods(experiment)
     if method not in valid:
-        raise UserError(f"unknown method '{method}' for experiment '{experiment.name}'; expected one of {valid}")
+        raise UserError(
+            f"unknown method '{method}' for experiment '{experiment.name}'; expected one of {valid}"
+        )
     unimodal = [UNIMODAL_PREFIX + m for m in experiment.modalities]
     if method.startswith(UNIMODAL_PREFIX):
         return Job(method, method, None)

@@ -10,10 +10,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from i2m2.training.atomic import atomic_write  # noqa: E402
+from i2m2.training.atomic import atomic_write
 
 
 def bar_chart(rows: Sequence[Mapping[str, Any]], path: Path, metric: str = "acc", title: str = "") -> None:
@@ -24,8 +24,10 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], path: Path, metric: str = "acc"
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * len(methods) * 0.45 + 2), 4))
     x = np.arange(len(groups))
     for i, method in enumerate(methods):
-        stats = [next((r["metrics"].get(metric) for r in rows if r["method"] == method and r["group"] == g), None)
-                 for g in groups]
+        stats = [
+            next((r["metrics"].get(metric) for r in rows if r["method"] == method and r["group"] == g), None)
+            for g in groups
+        ]
         means = [100 * s["mean"] if s else np.nan for s in stats]
         stds = [100 * s["std"] if s else 0.0 for s in stats]
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=method)

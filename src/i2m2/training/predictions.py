@@ -16,9 +16,7 @@ Arrays (float16 log-probabilities keep the files small):
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from i2m2.errors import DataError
+from i2m2.training.atomic import atomic_write
 
 PREDICTIONS_DIR = "predictions"
 
@@ -51,7 +50,7 @@ def predictions_path(run_dir: Path, group: str, method: str, seed: int) -> Path:
 
 
 def save_predictions(path: Path, predictions: Predictions) -> None:
-    """Write atomically: a temp file in the same folder, then a rename."""
+    """Write atomically (a temp file in the same folder, then a rename)."""
     arrays: dict[str, np.ndarray] = {
         "labels": predictions.labels.astype(np.int64),
         "log_probs": predictions.log_probs.astype(np.float16),
@@ -60,15 +59,7 @@ def save_predictions(path: Path, predictions: Predictions) -> None:
     arrays |= {f"withheld__{k}": v.astype(np.float16) for k, v in predictions.withheld.items()}
     if predictions.groups is not None:
         arrays["groups"] = predictions.groups.astype(np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
 
 def load_predictions(path: Path) -> Predictions:

@@ -16,10 +16,15 @@ class EpochLogLines(pl.Callback):
         if trainer.sanity_checking:
             return
         metrics = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items()))
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics}", file=sys.stderr, flush=True)
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics}", file=sys.stderr, flush=True
+        )
 
 
 def progress_trainer_kwargs(interactive: bool) -> dict[str, object]:
     """A progress bar on a terminal, plain epoch lines elsewhere."""
-    return {"enable_progress_bar": True} if interactive else {"enable_progress_bar": False,
-                                                               "callbacks": [EpochLogLines()]}
+    return (
+        {"enable_progress_bar": True}
+        if interactive
+        else {"enable_progress_bar": False, "callbacks": [EpochLogLines()]}
+    )

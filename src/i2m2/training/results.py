@@ -25,7 +25,9 @@ def summarize(per_seed: Sequence[float]) -> dict[str, Any]:
 
 
 def build_rows(
-    job_metrics: Mapping[tuple[str, str, int], Mapping[str, float]], methods: Sequence[str], groups: Sequence[str]
+    job_metrics: Mapping[tuple[str, str, int], Mapping[str, float]],
+    methods: Sequence[str],
+    groups: Sequence[str],
 ) -> list[dict[str, Any]]:
     """One row per (method, group) with mean, std and per-seed values of every metric (seeds in order)."""
     rows = []
@@ -71,7 +73,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> st
     return "\n".join(lines) + "\n"
 
 
-def write_results(out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+def write_results(
+    out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]
+) -> dict[str, Any]:
     """Write results.json, results.csv and results.md into ``out`` (each atomically); return the JSON."""
     results = {"experiment": experiment, "rows": rows, "config": config, "versions": package_versions()}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
@@ -82,8 +86,17 @@ def write_results(out: Path, experiment: str, rows: list[dict[str, Any]], config
     for row in rows:
         for name, m in row["metrics"].items():
             per_seed = " ".join(f"{v:.6f}" for v in m["per_seed"])
-            writer.writerow([row["method"], row["group"], name, f"{m['mean']:.6f}", f"{m['std']:.6f}",
-                             len(m["per_seed"]), per_seed])
+            writer.writerow(
+                [
+                    row["method"],
+                    row["group"],
+                    name,
+                    f"{m['mean']:.6f}",
+                    f"{m['std']:.6f}",
+                    len(m["per_seed"]),
+                    per_seed,
+                ]
+            )
     atomic_write_text(out / "results.csv", buffer.getvalue())
 
     present = [m for m in TABLE_METRICS if any(m in r["metrics"] for r in rows)]

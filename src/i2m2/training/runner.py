@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 from tqdm.auto import tqdm
 
 from i2m2.data.multimodal_dataset import DataSplits
@@ -30,7 +31,7 @@ from i2m2.training.fit import fit_and_test, quiet_lightning
 from i2m2.training.plan import Job, all_methods, plan_jobs
 from i2m2.training.plots import bar_chart
 from i2m2.training.predictions import job_stem, predictions_path, save_predictions
-from i2m2.training.results import write_results
+from i2m2.training.results import build_rows, write_results
 from i2m2.training.scale import ScaleConfig
 
 
@@ -66,6 +67,8 @@ class Runner:
         data_dir: the dataset folder for experiments that read files.
         max_epochs: overrides every stage's epochs (smoke tests, quick looks).
         from_scratch: train intra and I2M2 jointly from random initialization (the paper's Table 5).
+        prior_correction: products of K experts use the exact Eq. (3), removing K-1 copies of the
+            training-label prior (off by default, as in the authors' code).
         resume: skip jobs whose results are already in ``out``.
         scale: accelerator/devices/strategy/nodes for the Trainer.
         epoch_progress: show Lightning's per-epoch progress bar on a terminal (off for many tiny jobs).
@@ -81,6 +84,7 @@ class Runner:
         data_dir: Path | None = None,
         max_epochs: int | None = None,
         from_scratch: bool = False,
+        prior_correction: bool = False,
         resume: bool = False,
         scale: ScaleConfig | None = None,
         epoch_progress: bool = True,
@@ -93,6 +97,7 @@ class Runner:
         self.data_dir = data_dir
         self.max_epochs = max_epochs
         self.from_scratch = from_scratch
+        self.prior_correction = prior_correction
         self.resume = resume
         self.scale = scale or ScaleConfig()
         self.jobs = plan_jobs(experiment, self.methods, from_scratch)
@@ -105,8 +110,10 @@ class Runner:
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out}: exists and is not a folder")
         if (self.out / "jobs").is_dir() and any((self.out / "jobs").iterdir()) and not self.resume:
-            raise UserError(f"--out {self.out}: already holds a run; pass --resume to continue it, "
-                            "or choose another folder")
+            raise UserError(
+                f"--out {self.out}: already holds a run; pass --resume to continue it, "
+                "or choose another folder"
+            )
         try:
             (self.out / "jobs").mkdir(parents=True, exist_ok=True)
             probe = self.out / ".write-test"
@@ -117,14 +124,27 @@ class Runner:
 
     def config(self) -> dict[str, Any]:
         e = self.experiment
-        pretrain = asdict(e.pretrain) if isinstance(e.pretrain, StageConfig) else {
-            k: asdict(v) for k, v in e.pretrain.items()}
+        pretrain = (
+            asdict(e.pretrain)
+            if isinstance(e.pretrain, StageConfig)
+            else {k: asdict(v) for k, v in e.pretrain.items()}
+        )
         return {
-            "description": e.description, "modalities": list(e.modalities), "num_classes": e.num_classes,
-            "groups": list(e.groups), "group_names": list(e.group_names), "seeds": self.seeds,
-            "methods": self.methods, "monitor": e.monitor, "pretrain": pretrain, "finetune": asdict(e.finetune),
-            "max_epochs_override": self.max_epochs, "from_scratch": self.from_scratch,
-            "data_dir": None if self.data_dir is None else str(self.data_dir), "scale": asdict(self.scale),
+            "description": e.description,
+            "modalities": list(e.modalities),
+            "num_classes": e.num_classes,
+            "groups": list(e.groups),
+            "group_names": list(e.group_names),
+            "seeds": self.seeds,
+            "methods": self.methods,
+            "monitor": e.monitor,
+            "pretrain": pretrain,
+            "finetune": asdict(e.finetune),
+            "max_epochs_override": self.max_epochs,
+            "from_scratch": self.from_scratch,
+            "prior_correction": self.prior_correction,
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+            "scale": asdict(self.scale),
         }
 
     def run(self) -> dict[str, Any]:
@@ -142,7 +162,11 @@ class Runner:
                     done += 1
                     stem = job_stem(group, job.method, seed)
                     record = self.out / "jobs" / f"{stem}.json"
-                    if self.resume and record.is_file() and (self.out / "checkpoints" / f"{stem}.pt").is_file():
+                    if (
+                        self.resume
+                        and record.is_file()
+                        and (self.out / "checkpoints" / f"{stem}.pt").is_file()
+                    ):
                         job_metrics[(group, job.method, seed)] = json.loads(record.read_text())["metrics"]
                         self._progress(bar, done, total, group, seed, job.method, "already done (resumed)")
                         continue
@@ -152,8 +176,15 @@ class Runner:
                     metrics = self._run_job(job, group, seed, splits, stem)
                     job_metrics[(group, job.method, seed)] = metrics
                     summary = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "loss")
-                    self._progress(bar, done, total, group, seed, job.method,
-                                   f"{summary} ({time.perf_counter() - t0:.1f} s)")
+                    self._progress(
+                        bar,
+                        done,
+                        total,
+                        group,
+                        seed,
+                        job.method,
+                        f"{summary} ({time.perf_counter() - t0:.1f} s)",
+                    )
         bar.close()
         rows = self._rows(job_metrics)
         config = self.config() | {"wall_time_s": round(time.perf_counter() - started, 1)}
@@ -162,11 +193,11 @@ class Runner:
         return results
 
     def _rows(self, job_metrics: dict[tuple[str, str, int], dict[str, float]]) -> list[dict[str, Any]]:
-        from i2m2.training.results import build_rows
-
         return build_rows(job_metrics, self.methods, self.experiment.groups)
 
-    def _progress(self, bar: Any, done: int, total: int, group: str, seed: int, method: str, text: str) -> None:
+    def _progress(
+        self, bar: Any, done: int, total: int, group: str, seed: int, method: str, text: str
+    ) -> None:
         where = f"{group} " if group else ""
         line = f"[{done}/{total}] {where}seed={seed} {method}: {text}"
         if self.interactive:
@@ -176,6 +207,7 @@ class Runner:
             self.log(line)
 
     def _run_job(self, job: Job, group: str, seed: int, splits: DataSplits, stem: str) -> dict[str, float]:
+        pl.seed_everything(seed, verbose=False)  # the initial weights are part of what a seed fixes
         model = build_job_model(self.experiment, job, group)
         if job.init_from:
             state: dict[str, Any] = {}
@@ -183,15 +215,30 @@ class Runner:
                 path = self.out / "checkpoints" / f"{job_stem(group, source, seed)}.pt"
                 state |= load_checkpoint(path)["state_dict"]
             model.load_state_dict(state)
+        if self.prior_correction and len(model.experts) > 1:
+            model.set_prior_from_labels(splits.train.labels, self.experiment.num_classes)
         config = job_config(self.experiment, job, self.max_epochs)
-        result = fit_and_test(model, splits, config, seed, self.experiment.monitor, self.scale,
-                              progress_bar=self.epoch_progress)
-        hyper = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed,
-                 "stage": job.stage, "init_from": list(job.init_from), "config": asdict(config)}
+        result = fit_and_test(
+            model, splits, config, seed, self.experiment.monitor, self.scale, progress_bar=self.epoch_progress
+        )
+        hyper = {
+            "experiment": self.experiment.name,
+            "method": job.method,
+            "group": group,
+            "seed": seed,
+            "stage": job.stage,
+            "init_from": list(job.init_from),
+            "config": asdict(config),
+        }
         save_checkpoint(self.out / "checkpoints" / f"{stem}.pt", result.state_dict, hyper)
         if result.predictions is not None:
             save_predictions(predictions_path(self.out, group, job.method, seed), result.predictions)
-        record = {"method": job.method, "group": group, "seed": seed, "metrics": result.metrics,
-                  "epochs": result.epochs}
+        record = {
+            "method": job.method,
+            "group": group,
+            "seed": seed,
+            "metrics": result.metrics,
+            "epochs": result.epochs,
+        }
         atomic_write_text(self.out / "jobs" / f"{stem}.json", json.dumps(record, indent=2) + "\n")
         return result.metrics
