@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from i2m2.data.multimodal_dataset import DataSplits
@@ -33,6 +34,11 @@ from i2m2.training.plots import bar_chart
 from i2m2.training.predictions import job_stem, predictions_path, save_predictions
 from i2m2.training.results import build_rows, write_results
 from i2m2.training.scale import ScaleConfig
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 (always true without multi-process DDP)."""
+    return rank_zero_only.rank == 0
 
 
 def build_job_model(experiment: Experiment, job: Job, group: str) -> I2M2:
@@ -101,6 +107,7 @@ class Runner:
         self.resume = resume
         self.scale = scale or ScaleConfig()
         self.jobs = plan_jobs(experiment, self.methods, from_scratch)
+        self._states: dict[str, dict[str, Any]] = {}  # this (group, seed)'s finished weights, by method
         self.interactive = sys.stderr.isatty()
         self.epoch_progress = epoch_progress and self.interactive
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -158,6 +165,7 @@ class Runner:
         for group in self.experiment.groups:
             for seed in self.seeds:
                 splits: DataSplits | None = None
+                self._states.clear()  # stage-1 weights are only reused within one (group, seed)
                 for job in self.jobs:
                     done += 1
                     stem = job_stem(group, job.method, seed)
@@ -188,6 +196,8 @@ class Runner:
         bar.close()
         rows = self._rows(job_metrics)
         config = self.config() | {"wall_time_s": round(time.perf_counter() - started, 1)}
+        if not is_global_zero():
+            return {}
         results = write_results(self.out, self.experiment.name, rows, config)
         bar_chart(rows, self.out / "results.png", self.experiment.monitor, self.experiment.description)
         return results
@@ -212,8 +222,10 @@ class Runner:
         if job.init_from:
             state: dict[str, Any] = {}
             for source in job.init_from:
-                path = self.out / "checkpoints" / f"{job_stem(group, source, seed)}.pt"
-                state |= load_checkpoint(path)["state_dict"]
+                if source not in self._states:  # finished before a --resume
+                    path = self.out / "checkpoints" / f"{job_stem(group, source, seed)}.pt"
+                    self._states[source] = load_checkpoint(path)["state_dict"]
+                state |= self._states[source]
             model.load_state_dict(state)
         if self.prior_correction and len(model.experts) > 1:
             model.set_prior_from_labels(splits.train.labels, self.experiment.num_classes)
@@ -221,6 +233,9 @@ class Runner:
         result = fit_and_test(
             model, splits, config, seed, self.experiment.monitor, self.scale, progress_bar=self.epoch_progress
         )
+        self._states[job.method] = result.state_dict
+        if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
+            return result.metrics
         hyper = {
             "experiment": self.experiment.name,
             "method": job.method,
