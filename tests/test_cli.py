@@ -64,8 +64,19 @@ def test_unwritable_out_is_reported(tmp_path, capsys):
 
 def test_fit_from_yaml_config_with_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["fit", "-c", str(CONFIG), "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path),
-          "--data.init_args.n_train", "200"])
+    main(
+        [
+            "fit",
+            "-c",
+            str(CONFIG),
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--data.init_args.n_train",
+            "200",
+        ]
+    )
     checkpoints = list(tmp_path.rglob("*.ckpt"))
     assert checkpoints, "ModelCheckpoint wrote nothing"
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
@@ -90,7 +101,10 @@ def test_demo_console_script_logs_lines_without_a_terminal(tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run(
         [str(script), "demo", "--seeds", "1", "--max-epochs", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CI": "true"},
     )
     assert done.returncode == 0, done.stderr
     assert "[15/15] both seed=0 i2m2: acc=" in done.stderr
@@ -98,3 +112,31 @@ def test_demo_console_script_logs_lines_without_a_terminal(tmp_path):
     assert "| i2m2 |" in done.stdout
     results = json.loads((out / "results.json").read_text())
     assert {r["group"] for r in results["rows"]} == {"intra-dominant", "inter-dominant", "both"}
+
+
+def test_recipe_config_changes_the_run(tmp_path, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("pretrain:\n  inter: {lr: 0.05, max_epochs: 2}\nfinetune:\n  max_epochs: 1\n")
+    assert main(["run", "synthetic", "--config", str(config), "--print-recipe"]) == 0
+    recipe = yaml.safe_load(capsys.readouterr().out)
+    assert recipe["pretrain"]["inter"]["lr"] == 0.05
+    assert recipe["pretrain"]["m0"]["lr"] == 0.003  # untouched experts keep the experiment's settings
+    assert recipe["finetune"]["max_epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pretrain: {learning_rate: 0.1}\n", "unknown key(s) ['learning_rate']"),
+        ("optimizer: sgd\n", "unknown key(s) ['optimizer']"),
+        ("pretrain: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_recipe_config_is_one_line(text, message, tmp_path, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text(text)
+    assert main(["run", "synthetic", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

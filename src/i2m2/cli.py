@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train intra and I2M2 jointly from random init (the paper's Table 5 ablation)",
     )
     run.add_argument(
+        "--config",
+        type=existing_dir,
+        help="YAML file changing the recipe (pretrain/finetune settings; see --print-recipe)",
+    )
+    run.add_argument(
+        "--print-recipe", action="store_true", help="print the experiment's recipe as YAML and exit"
+    )
+    run.add_argument(
         "--prior-correction",
         action="store_true",
         help="exact Eq. (3): remove the K-1 extra copies of p(y) from products of K experts",
@@ -159,11 +167,17 @@ def add_run_options(parser: argparse.ArgumentParser, default_seeds: int) -> None
 
 
 def run_command(args: argparse.Namespace, experiment_name: str) -> None:
+    from i2m2.experiments.overrides import apply_overrides, recipe_yaml
     from i2m2.experiments.registry import get_experiment
     from i2m2.training.runner import Runner
     from i2m2.training.scale import ScaleConfig
 
     experiment = get_experiment(experiment_name)
+    if getattr(args, "config", None) is not None:
+        experiment = apply_overrides(experiment, args.config)
+    if getattr(args, "print_recipe", False):
+        print(recipe_yaml(experiment), end="")
+        return
     data_dir = getattr(args, "data_dir", None)
     if experiment.needs_data_dir and data_dir is None:
         raise UserError(f"experiment '{experiment.name}' reads files: pass --data-dir DIR")
@@ -230,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ValueError, FileNotFoundError) as err:
         if os.environ.get("I2M2_DEBUG"):
             raise
-        print(f"i2m2: error: {err}", file=sys.stderr)
+        print("i2m2: error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("i2m2: interrupted; finished jobs are kept, continue with --resume", file=sys.stderr)
