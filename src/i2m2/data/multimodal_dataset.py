@@ -24,7 +24,9 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         if not inputs:
             raise ValueError("a multimodal dataset needs at least one modality")
         if any(n != len(labels) for n in sizes.values()):
-            raise ValueError(f"modalities and labels disagree on the number of examples: {sizes}, labels {len(labels)}")
+            raise ValueError(
+                f"modalities and labels disagree on the number of examples: {sizes}, labels {len(labels)}"
+            )
         if labels.is_floating_point():
             raise ValueError(f"labels: expected an integer tensor, got {labels.dtype}")
         self.inputs = dict(inputs)
@@ -72,5 +74,7 @@ def split_by_fraction(
     """Carve a validation set off a training set: the last ``val_fraction`` of rows, or a seeded shuffle."""
     n = len(dataset)
     n_val = max(1, round(n * val_fraction))
-    order = torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = (
+        torch.arange(n) if seed is None else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    )
     return dataset.subset(order[: n - n_val]), dataset.subset(order[n - n_val :])

@@ -62,7 +62,8 @@ class SyntheticTask:
     def modalities(self) -> tuple[str, ...]:
         return tuple(f"m{i}" for i in range(self.num_modalities))
 
-    def _vectors(self) -> tuple[Tensor, Tensor]:
+    def vectors(self) -> tuple[Tensor, Tensor]:
+        """The fixed unit vectors ``(a, b)``, each ``(M, K, d)``: ``a[m, label]`` and ``b[m, code]``."""
         g = torch.Generator().manual_seed(self.seed)
         shape = (self.num_modalities, self.num_classes, self.dim)
         a = torch.randn(shape, generator=g)
@@ -73,7 +74,7 @@ class SyntheticTask:
         """Draw ``n`` examples ``(x_m0, ..., x_m{M-1}, y)`` given v = 1."""
         g = torch.Generator().manual_seed(seed)
         k, m = self.num_classes, self.num_modalities
-        a, b = self._vectors()
+        a, b = self.vectors()
         y = torch.randint(k, (n,), generator=g)
         z = torch.randint(k, (n, m), generator=g)
         z[:, -1] = (y - z[:, :-1].sum(1)) % k  # the selection v = 1
@@ -87,6 +88,8 @@ class SyntheticTask:
         """Independent train/validation/test samples; ``seed`` varies the samples, not the world."""
         base = 1_000 * (seed + 1) + self.seed
         return DataSplits(
-            self.sample(n_train, base + 1), self.sample(n_val, base + 2), self.sample(n_test, base + 3),
+            self.sample(n_train, base + 1),
+            self.sample(n_val, base + 2),
+            self.sample(n_test, base + 3),
             self.num_classes,
         )

@@ -57,7 +57,7 @@ class Experiment:
         name: the name used by ``i2m2 run NAME``.
         description: one line for ``--help`` and the results table.
         modalities: the modalities, in order.
-        num_classes: C (the same in every group).
+        num_classes: C, or a mapping group -> C when groups are tasks with different label sets.
         load_data: builds the splits of one group; model selection uses only the validation split.
         build_unimodal: builds each modality's classifier.
         build_inter: fusion name -> inter expert builder. More than one fusion gives rows such as
@@ -73,7 +73,7 @@ class Experiment:
     name: str
     description: str
     modalities: tuple[str, ...]
-    num_classes: int
+    num_classes: int | Mapping[str, int]
     load_data: DataLoaderFn
     build_unimodal: UnimodalBuilder
     build_inter: Mapping[str, InterBuilder]
@@ -83,6 +83,10 @@ class Experiment:
     needs_data_dir: bool = False
     monitor: str = "acc"
     group_names: tuple[str, ...] = ()
+
+    def classes(self, group: str) -> int:
+        """The number of classes of one group."""
+        return self.num_classes if isinstance(self.num_classes, int) else self.num_classes[group]
 
     def stage1_config(self, expert: str) -> StageConfig:
         """Stage-1 settings of one expert (``inter`` covers every inter expert)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from i2m2.models.expert import Batch, Expert, as_expert
 from i2m2.models.product_of_experts import product_of_experts
-from i2m2.models.validation import InputSpec, batch_size_of, check_logits, check_modality
+from i2m2.models.validation import InputSpec, batch_size_of, check_labels, check_logits, check_modality
 
 INTER = "inter"
 
@@ -23,7 +24,7 @@ class I2M2(nn.Module):
     Args:
         experts: intra-modality experts keyed by the modality they read. A plain module ``x -> logits``
             is wrapped as a :class:`UnimodalExpert`; an :class:`Expert` is used as is.
-        inter: one inter-modality expert (named ``"inter"``) or several keyed by name.
+        inter: one inter-modality expert (named ``"inter"``) or several keyed by name (a dict or ModuleDict).
         num_classes: the number of classes C; inferred from the first forward pass if not given.
         log_prior: ``log p(y)`` from the training labels. When given, the exact Eq. (3) is used, which
             removes the prior that the K discriminative experts count K times (see
@@ -34,37 +35,47 @@ class I2M2(nn.Module):
     def __init__(
         self,
         experts: Mapping[str, nn.Module] | None = None,
-        inter: Expert | Mapping[str, Expert] | None = None,
+        inter: Expert | Mapping[str, Expert] | nn.ModuleDict | None = None,
         num_classes: int | None = None,
         log_prior: Tensor | None = None,
         input_specs: Mapping[str, InputSpec] | None = None,
     ) -> None:
         super().__init__()
         named: dict[str, Expert] = {name: as_expert(name, m) for name, m in (experts or {}).items()}
-        inter_experts = {INTER: inter} if isinstance(inter, nn.Module) else dict(inter or {})
-        for name, expert in inter_experts.items():
+        for name, expert in _inter_experts(inter).items():
             if name in named:
                 raise ValueError(f"two experts are named '{name}'")
-            if not isinstance(expert, Expert):
-                raise TypeError(f"inter expert '{name}' must be an i2m2 Expert (it must declare its modalities)")
             named[name] = expert
         if not named:
             raise ValueError("I2M2 needs at least one expert")
         self.experts = nn.ModuleDict(named)
         self.num_classes = num_classes
         self.input_specs = dict(input_specs or {})
+        if log_prior is not None:
+            _check_log_prior(log_prior, num_classes)
+        self.log_prior: Tensor | None
         self.register_buffer("log_prior", None if log_prior is None else log_prior.detach().float())
+
+    def named_experts(self) -> dict[str, Expert]:
+        """The experts by name (``self.experts`` holds only :class:`Expert` instances)."""
+        return {name: cast(Expert, expert) for name, expert in self.experts.items()}
 
     @property
     def modalities(self) -> tuple[str, ...]:
         """Every modality some expert reads, in first-use order."""
         seen: dict[str, None] = {}
-        for expert in self.experts.values():
+        for expert in self.named_experts().values():
             seen.update(dict.fromkeys(expert.modalities))
         return tuple(seen)
 
     def set_prior_from_labels(self, labels: Tensor, num_classes: int) -> None:
         """Turn on the exact prior correction with p(y) estimated from training labels (add-one smoothed)."""
+        check_labels(labels, num_classes)
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise ValueError(
+                f"log_prior: the model has {self.num_classes} classes, got num_classes={num_classes}"
+            )
+        self.num_classes = num_classes
         counts = torch.bincount(labels.long().flatten(), minlength=num_classes).float() + 1.0
         self.log_prior = (counts / counts.sum()).log()
 
@@ -73,30 +84,45 @@ class I2M2(nn.Module):
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Run every expert whose modalities are in the batch.
 
+        Rows marked absent are zero-filled before the experts see them, so a placeholder there (NaN,
+        garbage) cannot leak into the present rows (batch norm) or into the gradients.
+
         Returns ``(logits, masks)``: logits ``(B, C)`` per expert that ran and, per expert, a boolean
         ``(B,)`` mask of the examples where all its modalities are present.
         """
         if not isinstance(batch, Mapping):
-            raise ValueError(f"the batch must be a dict of modality name -> Tensor, got {type(batch).__name__}")
+            raise ValueError(
+                f"the batch must be a dict of modality name -> Tensor, got {type(batch).__name__}"
+            )
+        if present is not None and not isinstance(present, Mapping):
+            raise ValueError(
+                "the presence mask must be a dict of modality name -> bool Tensor, "
+                f"got {type(present).__name__}"
+            )
         allow_missing = allow_missing or present is not None
         size = batch_size_of(batch)
+        experts = self.named_experts()
         present_rows = {m: self._presence(m, batch, present, size) for m in self.modalities}
+        inputs = dict(batch)
         for m in self.modalities:
             if m in batch:
                 check_modality(m, batch[m], self.input_specs.get(m), present_rows[m])
+                if present is not None and m in present:
+                    rows = present_rows[m].view(-1, *[1] * (batch[m].dim() - 1))
+                    inputs[m] = torch.where(rows, batch[m], torch.zeros_like(batch[m]))
             elif not allow_missing:
-                readers = [n for n, e in self.experts.items() if m in e.modalities]
+                readers = [n for n, e in experts.items() if m in e.modalities]
                 raise ValueError(
                     f"modality '{m}' is missing from the batch (needed by expert(s) {readers}); "
                     f"the batch has {sorted(batch)}. Pass a presence mask to leave those experts out."
                 )
         logits: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
-        for name, expert in self.experts.items():
+        for name, expert in experts.items():
             if any(m not in batch for m in expert.modalities):
                 continue
             try:
-                out = expert(batch)
+                out = expert(inputs)
             except RuntimeError as err:
                 shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in expert.modalities}
                 raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
@@ -106,7 +132,9 @@ class I2M2(nn.Module):
             logits[name] = out
             masks[name] = torch.stack([present_rows[m] for m in expert.modalities]).all(0)
         if not logits:
-            raise ValueError(f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}")
+            raise ValueError(
+                f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}"
+            )
         return logits, masks
 
     def forward(
@@ -119,9 +147,25 @@ class I2M2(nn.Module):
             present: optional modality name -> boolean ``(batch,)``; experts reading an absent modality are
                 left out of the product for those examples. A modality missing from the batch counts as
                 absent everywhere when a mask is given or ``allow_missing`` is set.
+            allow_missing: leave out the experts of modalities missing from the batch instead of raising.
         """
         logits, masks = self.expert_logits(batch, present, allow_missing)
         return product_of_experts(list(logits.values()), list(masks.values()), self.log_prior)
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        """``log_prior`` is a setting, not a learned weight.
+
+        A state dict that has one restores it, even into a model built without one; a state dict without
+        one (e.g. the stage-1 weights of the experts) keeps the model's own.
+        """
+        key = prefix + "log_prior"
+        if key in state_dict and self.log_prior is None:
+            self.log_prior = torch.empty_like(state_dict[key])
+        elif key not in state_dict and self.log_prior is not None:
+            state_dict[key] = self.log_prior  # load_state_dict hands hooks a copy they may modify
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @staticmethod
     def _presence(modality: str, batch: Batch, present: Mapping[str, Tensor] | None, size: int) -> Tensor:
@@ -133,5 +177,33 @@ class I2M2(nn.Module):
         mask = present[modality]
         if not isinstance(mask, Tensor) or mask.shape != (size,) or mask.dtype != torch.bool:
             got = (tuple(mask.shape), mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__
-            raise ValueError(f"presence mask of '{modality}': expected a bool tensor of shape ({size},), got {got}")
+            raise ValueError(
+                f"presence mask of '{modality}': expected a bool tensor of shape ({size},), got {got}"
+            )
         return mask.to(device)
+
+
+def _inter_experts(inter: Expert | Mapping[str, Expert] | nn.ModuleDict | None) -> dict[str, Expert]:
+    """The inter experts by name: one expert becomes ``{"inter": expert}``."""
+    if inter is None:
+        return {}
+    if isinstance(inter, Expert):
+        return {INTER: inter}
+    if not isinstance(inter, Mapping | nn.ModuleDict):
+        raise TypeError(f"inter must be an i2m2 Expert or a dict of them, got {type(inter).__name__}")
+    experts = dict(inter.items())
+    for name, expert in experts.items():
+        if not isinstance(expert, Expert):
+            raise TypeError(f"inter expert '{name}' must be an i2m2 Expert (it must declare its modalities)")
+    return cast(dict[str, Expert], experts)
+
+
+def _check_log_prior(log_prior: object, num_classes: int | None) -> None:
+    """``log p(y)`` must be a finite float vector over the classes."""
+    if not isinstance(log_prior, Tensor) or log_prior.dim() != 1 or not log_prior.is_floating_point():
+        got = (tuple(log_prior.shape), log_prior.dtype) if isinstance(log_prior, Tensor) else type(log_prior)
+        raise ValueError(f"log_prior: expected a float tensor of shape (classes,), got {got}")
+    if num_classes is not None and len(log_prior) != num_classes:
+        raise ValueError(f"log_prior: expected {num_classes} classes, got {len(log_prior)}")
+    if not torch.isfinite(log_prior).all():
+        raise ValueError("log_prior: contains NaN or infinite values (a class with zero probability?)")

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from i2m2.models.expert import Expert
-from i2m2.models.i2m2 import INTER, I2M2
+from i2m2.models.i2m2 import I2M2, INTER
 
 UNIMODAL_PREFIX = "unimodal:"
 JOINT_METHODS = ("intra", "inter", "i2m2")
@@ -39,7 +39,9 @@ def experts_of(method: str, modalities: Sequence[str], all_subsets: bool = False
     if method.startswith(UNIMODAL_PREFIX):
         modality = method[len(UNIMODAL_PREFIX) :]
         if modality not in modalities:
-            raise ValueError(f"unknown modality '{modality}' in method '{method}'; modalities: {list(modalities)}")
+            raise ValueError(
+                f"unknown modality '{modality}' in method '{method}'; modalities: {list(modalities)}"
+            )
         return [modality]
     if method == "intra":
         return unimodal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from torch import Tensor, nn
 
@@ -20,7 +21,7 @@ class MLP(nn.Sequential):
     def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int, dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [nn.Flatten(1)]
         dims = [in_dim, *hidden_dims]
-        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+        for d_in, d_out in pairwise(dims):
             layers += [nn.Linear(d_in, d_out), nn.ReLU()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -29,5 +30,5 @@ class MLP(nn.Sequential):
         self.in_dim = in_dim
         self.out_dim = out_dim
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102 - typed override for mypy
+    def forward(self, x: Tensor) -> Tensor:  # a typed override, for mypy
         return super().forward(x)

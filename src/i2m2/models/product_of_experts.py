@@ -27,13 +27,39 @@ def product_of_experts(
             prior, so the product carries it K times; this subtracts ``(K - 1) log p(y)`` per example,
             with K the number of experts present for that example.
     """
+    _check_inputs(expert_logits, present, log_prior)
     log_probs = torch.stack([F.log_softmax(z, dim=-1) for z in expert_logits])  # (K, B, C)
     if present is None:
         mask = torch.ones(log_probs.shape[:2], dtype=torch.bool, device=log_probs.device)
     else:
-        mask = torch.stack(list(present)).to(log_probs.device)
+        mask = torch.stack([p.to(log_probs.device) for p in present])  # (K, B)
     total = torch.where(mask.unsqueeze(-1), log_probs, torch.zeros_like(log_probs)).sum(0)
     if log_prior is not None:
         experts_used = mask.sum(0, keepdim=True).T.to(log_probs.dtype)  # (B, 1)
         total = total - (experts_used - 1) * log_prior.to(total)
     return F.log_softmax(total, dim=-1)
+
+
+def _check_inputs(
+    expert_logits: Sequence[Tensor], present: Sequence[Tensor] | None, log_prior: Tensor | None
+) -> None:
+    """Shapes must agree: K logits ``(B, C)``, K bool masks ``(B,)``, a prior ``(C,)``."""
+    if len(expert_logits) == 0:
+        raise ValueError("product_of_experts needs at least one expert's logits")
+    shape = tuple(expert_logits[0].shape)
+    if len(shape) != 2 or any(tuple(z.shape) != shape for z in expert_logits):
+        shapes = [tuple(z.shape) for z in expert_logits]
+        raise ValueError(f"expert logits: expected K tensors of one shape (batch, classes), got {shapes}")
+    if present is not None:
+        if len(present) != len(expert_logits):
+            raise ValueError(
+                f"presence masks: expected {len(expert_logits)} (one per expert), got {len(present)}"
+            )
+        for k, p in enumerate(present):
+            if p.dtype != torch.bool or tuple(p.shape) != shape[:1]:
+                raise ValueError(
+                    f"presence mask {k}: expected a bool tensor of shape ({shape[0]},), "
+                    f"got {p.dtype} {tuple(p.shape)}"
+                )
+    if log_prior is not None and tuple(log_prior.shape) != shape[1:]:
+        raise ValueError(f"log_prior: expected shape ({shape[1]},), got {tuple(log_prior.shape)}")

@@ -22,7 +22,9 @@ class InputSpec:
     dtype: torch.dtype | None = None
 
 
-def check_modality(name: str, value: object, spec: InputSpec | None = None, rows: Tensor | None = None) -> None:
+def check_modality(
+    name: str, value: object, spec: InputSpec | None = None, rows: Tensor | None = None
+) -> None:
     """Validate one modality's tensor: a Tensor with a batch axis, finite, matching ``spec`` if given.
 
     ``rows`` (boolean, per example) restricts the finiteness check to examples marked present.
@@ -35,11 +37,15 @@ def check_modality(name: str, value: object, spec: InputSpec | None = None, rows
         raise ValueError(f"modality '{name}': expected dtype {spec.dtype}, got {value.dtype}")
     if spec is not None and spec.shape is not None:
         got = tuple(value.shape[1:])
-        ok = len(got) == len(spec.shape) and all(e is None or e == g for e, g in zip(spec.shape, got))
+        ok = len(got) == len(spec.shape) and all(
+            e is None or e == g for e, g in zip(spec.shape, got, strict=True)
+        )
         if not ok:
             want = tuple("*" if e is None else e for e in spec.shape)
-            raise ValueError(f"modality '{name}': expected shape (batch, {', '.join(map(str, want))}), "
-                             f"got {tuple(value.shape)}")
+            raise ValueError(
+                f"modality '{name}': expected shape (batch, {', '.join(map(str, want))}), "
+                f"got {tuple(value.shape)}"
+            )
     if value.is_floating_point() or value.is_complex():
         checked = value if rows is None else value[rows.to(value.device)]
         if not torch.isfinite(checked).all():
@@ -47,7 +53,7 @@ def check_modality(name: str, value: object, spec: InputSpec | None = None, rows
 
 
 def check_logits(expert: str, logits: object, batch_size: int, num_classes: int | None) -> None:
-    """An expert must return finite ``(batch, num_classes)`` logits."""
+    """An expert must return logits of shape ``(batch, num_classes)``."""
     if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != batch_size:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"expert '{expert}': expected logits of shape ({batch_size}, classes), got {shape}")

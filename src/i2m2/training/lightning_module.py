@@ -14,6 +14,12 @@ from i2m2.models.validation import check_labels
 from i2m2.training.metrics import classification_metrics
 
 Batch = tuple[dict[str, Tensor], Tensor]
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+}
 
 
 class MethodModule(pl.LightningModule):
@@ -38,9 +44,15 @@ class MethodModule(pl.LightningModule):
         momentum: float = 0.9,
     ) -> None:
         super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{optimizer}'; expected one of {sorted(OPTIMIZERS)}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.num_classes = num_classes
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
 
@@ -88,14 +100,7 @@ class MethodModule(pl.LightningModule):
         return out
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
-        hp = self.hparams
-        if hp.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.optimizer == "rmsprop":
-            return torch.optim.RMSprop(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        raise ValueError(f"unknown optimizer '{hp.optimizer}'; expected sgd, adam, adamw or rmsprop")
+        options: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.optimizer_name == "sgd":
+            options["momentum"] = self.momentum
+        return OPTIMIZERS[self.optimizer_name](self.model.parameters(), **options)

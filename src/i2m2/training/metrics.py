@@ -23,4 +23,4 @@ def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
     }
     if num_classes == 2:
         metrics["auprc"] = PositiveClassAveragePrecision()
-    return MetricCollection(metrics, prefix=prefix)
+    return MetricCollection(dict(metrics), prefix=prefix)

@@ -38,7 +38,7 @@ from i2m2.training.scale import ScaleConfig
 
 def is_global_zero() -> bool:
     """Whether this process is rank 0 (always true without multi-process DDP)."""
-    return rank_zero_only.rank == 0
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def build_job_model(experiment: Experiment, job: Job, group: str) -> I2M2:
@@ -50,7 +50,7 @@ def build_job_model(experiment: Experiment, job: Job, group: str) -> I2M2:
         experiment.modalities,
         unimodal=lambda m: experiment.build_unimodal(m, group),
         inter=lambda mods: builders[fusion](mods, group),
-        num_classes=experiment.num_classes,
+        num_classes=experiment.classes(group),
     )
 
 
@@ -139,7 +139,7 @@ class Runner:
         return {
             "description": e.description,
             "modalities": list(e.modalities),
-            "num_classes": e.num_classes,
+            "num_classes": e.num_classes if isinstance(e.num_classes, int) else dict(e.num_classes),
             "groups": list(e.groups),
             "group_names": list(e.group_names),
             "seeds": self.seeds,
@@ -219,6 +219,11 @@ class Runner:
     def _run_job(self, job: Job, group: str, seed: int, splits: DataSplits, stem: str) -> dict[str, float]:
         pl.seed_everything(seed, verbose=False)  # the initial weights are part of what a seed fixes
         model = build_job_model(self.experiment, job, group)
+        if splits.num_classes != self.experiment.classes(group):
+            raise UserError(
+                f"{self.experiment.name} {group}: the data has {splits.num_classes} classes, "
+                f"the experiment expects {self.experiment.classes(group)}"
+            )
         if job.init_from:
             state: dict[str, Any] = {}
             for source in job.init_from:
@@ -228,7 +233,7 @@ class Runner:
                 state |= self._states[source]
             model.load_state_dict(state)
         if self.prior_correction and len(model.experts) > 1:
-            model.set_prior_from_labels(splits.train.labels, self.experiment.num_classes)
+            model.set_prior_from_labels(splits.train.labels, splits.num_classes)
         config = job_config(self.experiment, job, self.max_epochs)
         result = fit_and_test(
             model, splits, config, seed, self.experiment.monitor, self.scale, progress_bar=self.epoch_progress

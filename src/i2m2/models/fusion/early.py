@@ -32,9 +32,12 @@ class EarlyFusion(Expert):
         if self.flatten:
             return self.network(torch.cat([x.flatten(1) for x in inputs], dim=1))
         shapes = {m: tuple(x.shape) for m, x in zip(self.modalities, inputs, strict=True)}
-        reference = [s[: self.dim] + s[self.dim + 1 :] for s in shapes.values()]
-        if any(r != reference[0] for r in reference):
+        ranks = {len(s) for s in shapes.values()}
+        dim = self.dim % max(ranks)  # a negative axis counts from the end
+        reference = [s[:dim] + s[dim + 1 :] for s in shapes.values()]
+        if len(ranks) > 1 or any(r != reference[0] for r in reference):
             raise ValueError(
-                f"early fusion joins along axis {self.dim}, so every other axis must match; got shapes {shapes}"
+                f"early fusion joins along axis {self.dim}, so every other axis must match; "
+                f"got shapes {shapes}"
             )
         return self.network(torch.cat(inputs, dim=self.dim))

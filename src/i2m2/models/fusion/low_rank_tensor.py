@@ -35,6 +35,10 @@ class LowRankTensorFusion(Expert):
         head: nn.Module,
     ) -> None:
         super().__init__(tuple(encoders))
+        if rank < 1 or output_dim < 1:
+            raise ValueError(
+                f"low-rank tensor fusion needs rank >= 1 and output_dim >= 1, got {rank}, {output_dim}"
+            )
         missing = set(encoders) - set(feature_dims)
         if missing:
             raise ValueError(f"feature_dims lacks the modalities {sorted(missing)}")

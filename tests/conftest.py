@@ -1,0 +1,63 @@
+"""Shared fixtures: a fixed torch seed, and small models and batches built from the library's own parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import torch
+
+from i2m2.models.i2m2 import I2M2
+from i2m2.models.methods import build_method
+from i2m2.models.mlp import MLP
+from i2m2.models.registry import create_fusion
+
+# Different sizes per modality, so that a mix-up of modalities shows up as a shape error.
+SMALL_DIMS = {"m0": 5, "m1": 3, "m2": 4}
+SMALL_CLASSES = 3
+
+MethodFactory = Callable[..., I2M2]
+BatchFactory = Callable[..., dict[str, torch.Tensor]]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test starts from the same random state."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def small_method() -> MethodFactory:
+    """``small_method(method, fusion, modalities, all_subsets=False, **i2m2_kwargs)``: a tiny model.
+
+    Modalities are vectors of sizes ``SMALL_DIMS``; experts are one-hidden-layer MLPs; C = 3 (the model's
+    ``num_classes`` unless given).
+    """
+
+    def build(
+        method: str, fusion: str, modalities: Sequence[str], all_subsets: bool = False, **kwargs: Any
+    ) -> I2M2:
+        kwargs.setdefault("num_classes", SMALL_CLASSES)
+        return build_method(
+            method,
+            modalities,
+            unimodal=lambda m: MLP(SMALL_DIMS[m], [8], SMALL_CLASSES),
+            inter=lambda mods: create_fusion(
+                fusion, {m: SMALL_DIMS[m] for m in mods}, SMALL_CLASSES, hidden=8
+            ),
+            all_subsets=all_subsets,
+            **kwargs,
+        )
+
+    return build
+
+
+@pytest.fixture
+def small_batch() -> BatchFactory:
+    """``small_batch(modalities, size=6)``: standard-normal inputs of sizes ``SMALL_DIMS``."""
+
+    def make(modalities: Sequence[str], size: int = 6) -> dict[str, torch.Tensor]:
+        return {m: torch.randn(size, SMALL_DIMS[m]) for m in modalities}
+
+    return make
