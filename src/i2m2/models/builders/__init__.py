@@ -1,0 +1,1 @@
+"""The paper's model configurations as small builder functions (hyperparameters live here, not in classes)."""
