@@ -13,6 +13,10 @@ from i2m2.models.methods import build_method
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import create_fusion
 
+# The suite trains many tiny models: one thread each avoids oversubscribing a 2-core CI machine
+# (with two threads, parallel regions of tiny ops were measured 10-15x slower under load).
+torch.set_num_threads(1)
+
 # Different sizes per modality, so that a mix-up of modalities shows up as a shape error.
 SMALL_DIMS = {"m0": 5, "m1": 3, "m2": 4}
 SMALL_CLASSES = 3

@@ -140,3 +140,33 @@ def test_bad_recipe_config_is_one_line(text, message, tmp_path, capsys):
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("config", sorted(CONFIG.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "-c", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    assert "class_path: i2m2.I2M2" in capsys.readouterr().out
+
+
+def test_avmnist_config_trains_on_multibench_files(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_avmnist_data import write_avmnist
+
+    write_avmnist(tmp_path / "avmnist")
+    monkeypatch.chdir(tmp_path)
+    main(
+        [
+            "fit",
+            "-c",
+            str(CONFIG.parent / "avmnist-i2m2-lrtf.yaml"),
+            "--data.init_args.data_dir",
+            str(tmp_path / "avmnist"),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+    )
+    assert list(tmp_path.rglob("*.ckpt"))

@@ -213,8 +213,10 @@ def dispatch(args: argparse.Namespace) -> None:
     elif args.command == "experiments":
         from i2m2.experiments.registry import experiment_names, get_experiment
 
-        for name in experiment_names():
-            print(f"{name:12s} {get_experiment(name).description}")
+        names = experiment_names()
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:{width}s}  {get_experiment(name).description}")
     elif args.command == "data":
         from i2m2.data.avmnist_build import build_avmnist
 

@@ -137,3 +137,54 @@ class ExperimentDataModule(SplitsDataModule):
         from i2m2.experiments.registry import get_experiment
 
         return get_experiment(self.experiment).load_data(self.group, self.data_dir, self.seed)
+
+
+class AVMNISTDataModule(SplitsDataModule):
+    """AV-MNIST in MultiBench's layout (see :func:`i2m2.data.avmnist.load_avmnist`).
+
+    Args:
+        data_dir: the folder holding ``image/``, ``audio/`` and the label files.
+        seed: kept for symmetry with the other datasets (the split is MultiBench's fixed one).
+        batch_size: examples per batch (the paper uses 40).
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(self, data_dir: Path, seed: int = 0, batch_size: int = 40, num_workers: int = 0) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.data_dir = Path(data_dir)
+        self.seed = seed
+
+    def load_splits(self) -> DataSplits:
+        from i2m2.data.avmnist import load_avmnist
+
+        return load_avmnist(self.data_dir, self.seed)
+
+
+class MIMICDataModule(SplitsDataModule):
+    """MIMIC-III from MultiBench's ``im.pk`` (see :func:`i2m2.data.mimic.load_mimic`).
+
+    Args:
+        data_dir: ``im.pk`` or the folder holding it.
+        task: ``mortality``, ``icd9_140_239`` or ``icd9_460_519``.
+        seed: seeds the 80/10/10 split.
+        batch_size: examples per batch (the paper uses 40).
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        task: str = "mortality",
+        seed: int = 0,
+        batch_size: int = 40,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.data_dir = Path(data_dir)
+        self.task = task
+        self.seed = seed
+
+    def load_splits(self) -> DataSplits:
+        from i2m2.data.mimic import load_mimic
+
+        return load_mimic(self.data_dir, self.task, self.seed)
