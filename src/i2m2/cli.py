@@ -200,6 +200,8 @@ def run_command(args: argparse.Namespace, experiment_name: str) -> None:
         epoch_progress=args.command != "demo",
     )
     results = runner.run()
+    if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports
+        return
     print((out / "results.md").read_text().split("\n## balanced_acc")[0])
     wall = results["config"]["wall_time_s"]
     print(f"wall time {wall:.0f} s; results, chart, checkpoints and predictions in {out}/")
