@@ -170,3 +170,42 @@ def test_avmnist_config_trains_on_multibench_files(tmp_path, monkeypatch):
         ]
     )
     assert list(tmp_path.rglob("*.ckpt"))
+
+
+def test_run_with_two_process_ddp(tmp_path):
+    """``--devices 2 --strategy ddp`` reaches the Trainer: Lightning relaunches the command per rank and
+    only rank 0 writes and reports."""
+    script = Path(sys.executable).with_name("i2m2")
+    out = tmp_path / "run"
+    argv = [
+        str(script),
+        "run",
+        "synthetic",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--seeds",
+        "1",
+        "--max-epochs",
+        "1",
+        "--methods",
+        "unimodal:m0",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CI": "true", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr.lower()
+    assert done.stdout.count("| unimodal:m0 |") == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["scale"]["devices"] == 2
+    assert results["config"]["scale"]["strategy"] == "ddp"
