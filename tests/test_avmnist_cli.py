@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from i2m2.cli import main
@@ -13,15 +12,6 @@ from test_avmnist_build import write_fsdd, write_idx
 from test_avmnist_data import write_avmnist
 
 ROWS = {"unimodal:image", "unimodal:audio", "intra", "inter[lf]", "inter[lrtf]", "i2m2[lf]", "i2m2[lrtf]"}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny convolutions: on a busy 2-core machine two threads make each job several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_run_produces_every_row_of_table_1(tmp_path, capsys):

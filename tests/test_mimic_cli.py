@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import torch
 
 from i2m2.cli import main
 from i2m2.data.mimic import TASKS
 from test_mimic_data import make_arrays, write_pickle
 
 METHODS = ("unimodal:static", "unimodal:timeseries", "intra", "inter", "i2m2")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: on a busy 2-core machine two threads make each job several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_run_produces_every_row_of_table_2(tmp_path, capsys):
