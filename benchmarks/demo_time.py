@@ -24,21 +24,36 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="OMP/MKL threads (the CI machine has 2 cores)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "demo_time.json")
     args = parser.parse_args()
-    env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = {
+        **os.environ,
+        "CI": "true",
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+    }
     script = Path(sys.executable).with_name("i2m2")
     walls = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            subprocess.run([str(script), "demo", "--out", f"{tmp}/run"], env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(script), "demo", "--out", f"{tmp}/run"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             walls.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     record = {
-        "command": "i2m2 demo", "repeats": args.repeats, "threads": args.threads,
+        "command": "i2m2 demo",
+        "repeats": args.repeats,
+        "threads": args.threads,
         "wall_s": {"median": statistics.median(walls), "min": min(walls), "max": max(walls), "all": walls},
-        "peak_rss_mb": round(peak_mb, 1), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+        "peak_rss_mb": round(peak_mb, 1),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

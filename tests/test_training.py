@@ -34,7 +34,9 @@ def small_method(method: str):
 
 
 def splits(intra: float, inter: float, n_train: int = 600):
-    return SyntheticTask(K, 2, DIM, intra=intra, inter=inter, noise=0.5, seed=3).splits(n_train, 200, 400, seed=0)
+    return SyntheticTask(K, 2, DIM, intra=intra, inter=inter, noise=0.5, seed=3).splits(
+        n_train, 200, 400, seed=0
+    )
 
 
 FAST = StageConfig(optimizer="adam", lr=1e-2, max_epochs=15, batch_size=100)
@@ -130,8 +132,11 @@ def test_stage_two_starts_from_stage_one_weights(tmp_path, monkeypatch):
 def test_from_scratch_does_not_load(tmp_path, monkeypatch):
     calls: list[str] = []
     real_fit = runner_module.fit_and_test
-    monkeypatch.setattr(runner_module, "fit_and_test",
-                        lambda model, *a, **k: calls.append(",".join(model.experts)) or real_fit(model, *a, **k))
+    monkeypatch.setattr(
+        runner_module,
+        "fit_and_test",
+        lambda model, *a, **k: calls.append(",".join(model.experts)) or real_fit(model, *a, **k),
+    )
     run_synthetic(tmp_path / "run", methods=["i2m2"], from_scratch=True)
     assert calls == ["m0,m1,inter"]  # no stage-1 jobs
 
@@ -140,8 +145,11 @@ def test_resume_skips_finished_jobs(tmp_path, monkeypatch):
     first = run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra"])
     calls: list[str] = []
     real_fit = runner_module.fit_and_test
-    monkeypatch.setattr(runner_module, "fit_and_test",
-                        lambda model, *a, **k: calls.append(",".join(model.experts)) or real_fit(model, *a, **k))
+    monkeypatch.setattr(
+        runner_module,
+        "fit_and_test",
+        lambda model, *a, **k: calls.append(",".join(model.experts)) or real_fit(model, *a, **k),
+    )
     with pytest.raises(ValueError, match="--resume"):
         run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra"])
     again = run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra", "inter"], resume=True)
