@@ -20,6 +20,7 @@ from i2m2.models.i2m2 import I2M2
 from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.lightning_module import MethodModule
 from i2m2.training.predictions import Predictions
+from i2m2.training.progress import EpochLogLines
 from i2m2.training.scale import ScaleConfig
 
 
@@ -50,6 +51,7 @@ def fit_and_test(
     monitor: str = "acc",
     scale: ScaleConfig | None = None,
     progress_bar: bool = False,
+    epoch_lines: str | None = None,
     predict: bool = True,
     workdir: Path | None = None,
 ) -> FitResult:
@@ -57,6 +59,7 @@ def fit_and_test(
 
     Every evaluation runs in ``eval()`` mode (Lightning switches BatchNorm and dropout for validation,
     test and predict). The model's weights are the best checkpoint's when this returns.
+    ``epoch_lines``, when not None, prints one plain line per epoch starting with it (logs, CI).
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     scale = scale or ScaleConfig()
@@ -77,6 +80,8 @@ def fit_and_test(
         callbacks: list[pl.Callback] = [checkpoint]
         if config.patience is not None:
             callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
+        if epoch_lines is not None and not progress_bar:
+            callbacks.append(EpochLogLines(epoch_lines))
         trainer = pl.Trainer(
             max_epochs=config.max_epochs,
             gradient_clip_val=config.gradient_clip_val,

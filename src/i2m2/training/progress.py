@@ -9,7 +9,14 @@ from lightning.pytorch.utilities import rank_zero_only
 
 
 class EpochLogLines(pl.Callback):
-    """Print ``epoch 3/20: train/loss=0.41 val/acc=0.87 ...`` after each validation, instead of a bar."""
+    """Print ``epoch 3/20: train/loss=0.41 val/acc=0.87 ...`` after each validation, instead of a bar.
+
+    Args:
+        prefix: put before every line, e.g. the job (``"seed=0 unimodal:image "``) in a long comparison.
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -17,7 +24,9 @@ class EpochLogLines(pl.Callback):
             return
         metrics = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items()))
         print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics}", file=sys.stderr, flush=True
+            f"{self.prefix}epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics}",
+            file=sys.stderr,
+            flush=True,
         )
 
 

@@ -77,7 +77,8 @@ class Runner:
             training-label prior (off by default, as in the authors' code).
         resume: skip jobs whose results are already in ``out``.
         scale: accelerator/devices/strategy/nodes for the Trainer.
-        epoch_progress: show Lightning's per-epoch progress bar on a terminal (off for many tiny jobs).
+        epoch_progress: show per-epoch progress, a Lightning bar on a terminal and one plain line per
+            epoch otherwise (off for many tiny jobs, as in the demo).
         log: where progress lines go when not on a terminal.
     """
 
@@ -110,6 +111,7 @@ class Runner:
         self._states: dict[str, dict[str, Any]] = {}  # this (group, seed)'s finished weights, by method
         self.interactive = sys.stderr.isatty()
         self.epoch_progress = epoch_progress and self.interactive
+        self.epoch_lines = epoch_progress and not self.interactive
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._check_out()
 
@@ -235,8 +237,16 @@ class Runner:
         if self.prior_correction and len(model.experts) > 1:
             model.set_prior_from_labels(splits.train.labels, splits.num_classes)
         config = job_config(self.experiment, job, self.max_epochs)
+        where = f"{group} " if group else ""
         result = fit_and_test(
-            model, splits, config, seed, self.experiment.monitor, self.scale, progress_bar=self.epoch_progress
+            model,
+            splits,
+            config,
+            seed,
+            self.experiment.monitor,
+            self.scale,
+            progress_bar=self.epoch_progress,
+            epoch_lines=f"  {where}seed={seed} {job.method} " if self.epoch_lines else None,
         )
         self._states[job.method] = result.state_dict
         if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
