@@ -1,0 +1,289 @@
+"""easy-VQA: loading from the installed package, tokenizer, image cache, encoders, and real training."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from i2m2.data import easy_vqa as data_module
+from i2m2.data.easy_vqa import (
+    GROUP_NAMES,
+    MAX_QUESTION_LENGTH,
+    NUM_CLASSES,
+    PAD,
+    UNK,
+    EasyVQADataset,
+    Vocabulary,
+    answer_groups,
+    answer_names,
+    decoded_images,
+    load_easy_vqa,
+    tokenize,
+    vocabulary,
+)
+from i2m2.data.multimodal_dataset import DataSplits
+from i2m2.experiments.registry import get_experiment
+from i2m2.experiments.spec import StageConfig
+from i2m2.models.builders.easy_vqa import (
+    easy_vqa_image_classifier,
+    easy_vqa_late_fusion,
+    easy_vqa_question_classifier,
+)
+from i2m2.models.encoders.cnn import SmallCNN
+from i2m2.models.encoders.text import QuestionEncoder
+from i2m2.models.fusion import LateFusion
+from i2m2.models.methods import build_method
+from i2m2.models.mlp import MLP
+from i2m2.training.fit import fit_and_test
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private image cache, filled once for the module (decoding 5,000 PNGs takes about a second)."""
+    folder = tmp_path_factory.mktemp("easy-vqa-cache")
+    decoded_images(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small(cache: Path) -> DataSplits:
+    return load_easy_vqa(seed=0, limit=600, cache=cache)
+
+
+def test_tokenizer_and_vocabulary_are_deterministic():
+    assert tokenize("What color is the shape?") == ["what", "color", "is", "the", "shape"]
+    vocab = Vocabulary.from_questions(["is there a red shape?", "what is the red shape?"])
+    assert vocab.words == ["<pad>", "<unk>", "a", "is", "red", "shape", "the", "there", "what"]
+    assert Vocabulary.from_questions(["what is the red shape?", "is there a red shape?"]).words == vocab.words
+    ids = vocab.encode(["is there a blue shape?", "red " * 20])
+    assert ids.dtype == torch.int64 and ids.shape == (2, MAX_QUESTION_LENGTH)
+    assert ids[0, :5].tolist() == [3, 7, 2, UNK, 5]  # "blue" is not a training word
+    assert (ids[0, 5:] == PAD).all()
+    assert (ids[1] == vocab.index["red"]).all()  # longer questions are cut to the fixed length
+
+
+def test_vocabulary_comes_from_training_questions_only():
+    import easy_vqa
+
+    train_words = {w for q in easy_vqa.get_train_questions()[0] for w in tokenize(q)}
+    assert set(vocabulary().words[2:]) == train_words
+    assert vocabulary().words == vocabulary().words
+
+
+def test_answer_groups():
+    assert answer_groups(["yes", "no", "circle", "triangle", "rectangle", "teal"]) == [0, 0, 1, 1, 1, 2]
+    assert len(answer_names()) == NUM_CLASSES
+    assert GROUP_NAMES == ("yes/no", "shape", "color")
+
+
+def test_splits_shapes_dtypes_and_groups(small: DataSplits):
+    assert small.num_classes == NUM_CLASSES
+    assert len(small.train) + len(small.val) == 600 and len(small.test) == 600
+    inputs, label = small.train[0]
+    assert set(inputs) == {"image", "question"}
+    assert inputs["image"].dtype == torch.float32 and inputs["image"].shape == (3, 64, 64)
+    assert inputs["image"].min() >= 0.0 and inputs["image"].max() <= 1.0 and inputs["image"].max() > 0.5
+    assert inputs["question"].dtype == torch.int64 and inputs["question"].shape == (MAX_QUESTION_LENGTH,)
+    assert label.dtype == torch.int64 and 0 <= int(label) < NUM_CLASSES
+    names = answer_names()
+    for split in (small.train, small.val, small.test):
+        assert isinstance(split, EasyVQADataset) and split.modalities == ("image", "question")
+        assert split.groups is not None
+        expected = answer_groups([names[int(y)] for y in split.labels])
+        assert split.groups.tolist() == expected
+    # The images are shared, not copied per question.
+    assert small.train.images.data_ptr() == small.val.images.data_ptr()
+
+
+def test_validation_holds_out_whole_training_images(small: DataSplits):
+    train_images = set(small.train.image_index.tolist())
+    val_images = set(small.val.image_index.tolist())
+    assert val_images and not train_images & val_images
+    test_images = small.test.images
+    assert test_images.data_ptr() != small.train.images.data_ptr()  # test images are the test PNGs
+
+
+def test_split_depends_on_seed_and_is_reproducible(cache: Path):
+    a, b = load_easy_vqa(seed=0, limit=400, cache=cache), load_easy_vqa(seed=0, limit=400, cache=cache)
+    c = load_easy_vqa(seed=1, limit=400, cache=cache)
+    assert torch.equal(a.val.image_index, b.val.image_index) and torch.equal(a.val.labels, b.val.labels)
+    assert not torch.equal(a.train.labels, c.train.labels)
+
+
+def test_image_matches_its_png(cache: Path):
+    import easy_vqa
+    from PIL import Image
+
+    texts, _, image_ids = easy_vqa.get_test_questions()
+    test = load_easy_vqa(seed=0, cache=cache).test
+    index = 123
+    pixels = np.array(Image.open(easy_vqa.get_test_image_paths()[image_ids[index]]).convert("RGB"))
+    inputs, _ = test[index]
+    assert torch.allclose(inputs["image"], torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
+    words = len(tokenize(texts[index]))
+    assert inputs["question"][:words].ne(PAD).all() and inputs["question"][words:].eq(PAD).all()
+
+
+def test_cache_is_written_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("I2M2_CACHE", str(tmp_path))
+    first = decoded_images()
+    files = list((tmp_path / "easy_vqa").glob("*.npz"))
+    assert len(files) == 1 and "1.0" in files[0].name  # keyed by the package version
+    assert not [p for p in (tmp_path / "easy_vqa").iterdir() if p.suffix == ".tmp"]
+    assert first["train"][1].shape == (4000, 3, 64, 64) and first["train"][1].dtype == torch.uint8
+    assert first["test"][1].shape == (1000, 3, 64, 64)
+
+    def no_decoding(path: Path) -> np.ndarray:
+        raise AssertionError(f"decoded {path} although the cache exists")
+
+    monkeypatch.setattr(data_module, "_read_png", no_decoding)
+    second = decoded_images()
+    assert torch.equal(first["test"][1], second["test"][1])
+    assert np.array_equal(first["train"][0], second["train"][0])
+
+
+def test_damaged_cache_is_rebuilt(tmp_path: Path):
+    decoded_images(tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])
+    with pytest.warns(UserWarning, match="decoding the PNGs again"):
+        images = decoded_images(tmp_path)
+    assert images["test"][1].shape == (1000, 3, 64, 64)
+    assert path.stat().st_size == len(good)
+
+
+def test_unwritable_cache_still_loads(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = decoded_images(blocker / "cache")
+    assert images["train"][1].shape[0] == 4000
+    assert any("could not cache" in str(w.message) for w in caught)
+
+
+def test_experiment_is_registered():
+    experiment = get_experiment("easy-vqa")
+    assert experiment.modalities == ("image", "question")
+    assert experiment.num_classes == NUM_CLASSES and list(experiment.build_inter) == ["lf"]
+    assert experiment.group_names == GROUP_NAMES and not experiment.needs_data_dir
+    model = build_method(
+        "i2m2",
+        experiment.modalities,
+        unimodal=lambda m: experiment.build_unimodal(m, ""),
+        inter=lambda mods: experiment.build_inter["lf"](mods, ""),
+        num_classes=NUM_CLASSES,
+    )
+    batch = {"image": torch.rand(2, 3, 64, 64), "question": torch.randint(0, 20, (2, MAX_QUESTION_LENGTH))}
+    assert model(batch).shape == (2, NUM_CLASSES)
+
+
+def test_encoders_and_builders_shapes():
+    vocab = len(vocabulary())
+    images = torch.rand(4, 3, 64, 64)
+    questions = torch.randint(2, vocab, (4, MAX_QUESTION_LENGTH))
+    assert SmallCNN()(images).shape == (4, 64)
+    assert QuestionEncoder(vocab)(questions).shape == (4, 64)
+    assert easy_vqa_image_classifier()(images).shape == (4, NUM_CLASSES)
+    assert easy_vqa_question_classifier(vocab)(questions).shape == (4, NUM_CLASSES)
+    fusion = easy_vqa_late_fusion(vocab)
+    assert fusion.modalities == ("image", "question")
+    assert fusion({"image": images, "question": questions}).shape == (4, NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"expected \(batch, channels, 64, 64\)"):
+        SmallCNN()(torch.rand(4, 3, 32, 32))
+    with pytest.raises(ValueError, match="integer token ids"):
+        QuestionEncoder(vocab)(torch.rand(4, 5))
+
+
+def test_question_encoder_ignores_padding():
+    encoder = QuestionEncoder(30).eval()
+    short = torch.tensor([[5, 6, 7, PAD, PAD]])
+    longer = torch.cat([short, torch.zeros(1, 10, dtype=torch.int64)], dim=1)
+    assert torch.allclose(encoder(short), encoder(longer), atol=1e-6)
+    different = torch.tensor([[5, 6, 8, PAD, PAD]])
+    assert not torch.allclose(encoder(short), encoder(different))
+    # A withheld question is zero-filled: all padding must not fail.
+    assert torch.isfinite(encoder(torch.zeros(2, 5, dtype=torch.int64))).all()
+
+
+def _tiny_unimodal(modality: str, vocab: int) -> torch.nn.Module:
+    encoder: torch.nn.Module
+    if modality == "image":
+        encoder = SmallCNN(channels=(8, 16, 16, 32), out_features=32)
+    else:
+        encoder = QuestionEncoder(vocab, 16, 32)
+    return torch.nn.Sequential(encoder, MLP(32, [32], NUM_CLASSES))
+
+
+def _tiny_fusion(modalities: tuple[str, ...], vocab: int) -> LateFusion:
+    encoders = {
+        "image": SmallCNN(channels=(8, 16, 16, 32), out_features=32),
+        "question": QuestionEncoder(vocab, 16, 32),
+    }
+    return LateFusion({m: encoders[m] for m in modalities}, MLP(64, [64], NUM_CLASSES))
+
+
+def test_training_needs_both_the_image_and_the_question(cache: Path):
+    """On shape and colour questions each modality alone fails; models that combine them succeed.
+
+    "what color is the shape?" needs the question (to answer a colour at all) and the image (to know
+    which): the question-only model can at best guess among the answers of the asked type, and the
+    image-only model cannot know whether a shape or a colour is asked. Trained for real with the
+    library's Lightning recipe on a few hundred questions.
+    """
+    full = load_easy_vqa(seed=0, limit=4000, cache=cache)
+
+    def open_questions(split: EasyVQADataset, n: int) -> EasyVQADataset:
+        assert split.groups is not None
+        return split.subset(torch.nonzero(split.groups != 0).flatten()[:n])
+
+    data = DataSplits(
+        open_questions(full.train, 600),
+        open_questions(full.val, 200),
+        open_questions(full.test, 600),
+        NUM_CLASSES,
+    )
+    vocab = len(vocabulary())
+    config = StageConfig(optimizer="adam", lr=3e-3, max_epochs=12, batch_size=32)
+
+    def fit(method: str, init: dict[str, torch.Tensor] | None = None, epochs: int = 12):
+        model = build_method(
+            method,
+            ("image", "question"),
+            unimodal=lambda m: _tiny_unimodal(m, vocab),
+            inter=lambda mods: _tiny_fusion(mods, vocab),
+            num_classes=NUM_CLASSES,
+        )
+        if init is not None:
+            model.load_state_dict(init)
+        stage = config if init is None else StageConfig("adam", 1e-3, max_epochs=epochs, batch_size=32)
+        return fit_and_test(model, data, stage, seed=0, predict=init is not None)
+
+    image, question = fit("unimodal:image"), fit("unimodal:question")
+    inter = fit("inter")
+    i2m2 = fit("i2m2", init=image.state_dict | question.state_dict | inter.state_dict, epochs=3)
+    acc = {n: r.metrics["acc"] for n, r in [("image", image), ("question", question), ("inter", inter)]}
+    acc["i2m2"] = i2m2.metrics["acc"]
+    assert acc["question"] < 0.35 and acc["image"] < 0.5, acc  # each modality alone
+    assert acc["inter"] > max(acc["image"], acc["question"]) + 0.15, acc
+    assert acc["i2m2"] > max(acc["image"], acc["question"]) + 0.15, acc
+    # I2M2's predictions fall back to one expert when a modality is withheld.
+    assert i2m2.predictions is not None and set(i2m2.predictions.withheld) == {"image", "question"}
+    withheld = i2m2.predictions.withheld["image"].argmax(1) == i2m2.predictions.labels
+    assert withheld.mean() < acc["i2m2"] - 0.15
+    assert i2m2.predictions.groups is not None and set(np.unique(i2m2.predictions.groups)) <= {1, 2}
+
+
+def test_env_var_names_the_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("I2M2_CACHE", str(tmp_path))
+    assert data_module.cache_dir() == tmp_path / "easy_vqa"
+    monkeypatch.delenv("I2M2_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data_module.cache_dir() == tmp_path / "xdg" / "i2m2" / "easy_vqa"
+    assert os.environ["XDG_CACHE_HOME"].endswith("xdg")
