@@ -1,0 +1,82 @@
+"""What an analysis produces: named files (tables and plots) held in memory until all are ready."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SeedStat:
+    """One quantity of one (group, method), measured once per seed."""
+
+    group: str
+    method: str
+    name: str
+    per_seed: list[float]
+
+    @property
+    def mean(self) -> float:
+        return mean_std(self.per_seed)[0]
+
+    @property
+    def std(self) -> float:
+        return mean_std(self.per_seed)[1]
+
+    def csv_row(self) -> list[Any]:
+        return [self.group, self.method, self.name, self.mean, self.std, per_seed_text(self.per_seed)]
+
+
+@dataclass
+class Artifact:
+    """One output file: its name inside the analysis folder and its bytes."""
+
+    name: str
+    content: bytes
+
+
+def csv_artifact(name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Artifact:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
+    return Artifact(name, buffer.getvalue().encode())
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population std over seeds (as results.json reports them)."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std())
+
+
+def pm(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± std`` of per-seed values, times ``scale`` (100 for percentages)."""
+    mean, std = mean_std(values)
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def per_seed_text(values: Sequence[float]) -> str:
+    return " ".join(f"{v:.6f}" for v in values)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
+def file_suffix(count: int, group: str, method: str = "") -> str:
+    """No suffix when an analysis makes one chart; otherwise one naming its group (and method)."""
+    if count == 1:
+        return ""
+    name = f"{group or 'all'}_{method}" if method else group or "all"
+    return "_" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)

@@ -1,0 +1,59 @@
+"""``i2m2 analyze RUN_DIR``: every analysis that applies to a finished run, written into RUN_DIR/analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import IO
+
+from i2m2.analysis.artifacts import Artifact
+from i2m2.analysis.entropy import entropy_analysis
+from i2m2.analysis.groups import groups_analysis
+from i2m2.analysis.missing import missing_analysis
+from i2m2.analysis.rescue import rescue_analysis
+from i2m2.analysis.run_data import RunData, load_run
+from i2m2.errors import UserError
+from i2m2.training.atomic import atomic_write
+
+ANALYSES: dict[str, Callable[[RunData], list[Artifact]]] = {
+    "entropy": entropy_analysis,
+    "rescue": rescue_analysis,
+    "groups": groups_analysis,
+    "missing": missing_analysis,
+}
+
+
+def analyze_run(run_dir: Path, out: Path | None = None) -> list[Path]:
+    """Read the run, compute every analysis that applies, then write their tables and plots.
+
+    Files go to ``out`` (default ``RUN_DIR/analysis``), each written atomically and only after the
+    whole run was read, validated and analyzed, so bad input leaves the run folder as it was.
+
+    Returns:
+        The paths written, in order.
+
+    Raises:
+        DataError: ``run_dir`` is not a run (no results.json), has no saved predictions, or a
+            predictions file is missing, truncated or malformed; the message names it.
+        UserError: no analysis applies (e.g. a run of unimodal methods only, without groups).
+    """
+    run = load_run(Path(run_dir))
+    artifacts = [a for analysis in ANALYSES.values() for a in analysis(run)]
+    if not artifacts:
+        raise UserError(
+            f"{run.path}: nothing to analyze (no I2M2 or intra rows and no groups; methods: {run.methods})"
+        )
+    target = Path(out) if out is not None else run.path / "analysis"
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--out {target}: exists and is not a folder")
+    written = []
+    for artifact in artifacts:
+        path = target / artifact.name
+        atomic_write(path, partial(_write, artifact.content))
+        written.append(path)
+    return written
+
+
+def _write(content: bytes, f: IO[bytes]) -> None:
+    f.write(content)
