@@ -99,6 +99,11 @@ def test_run_writes_every_file(tmp_path):
     assert {"torch", "lightning"} <= set(on_disk["versions"])
     assert on_disk["config"]["seeds"] == [0]
     assert "| i2m2 |" in (out / "results.md").read_text()
+    # The cost of every job: its wall time and the epochs it ran (max_epochs=3 caps them).
+    assert row["wall_time_s"]["per_seed"][0] > 0 and 1 <= row["epochs"]["per_seed"][0] <= 3
+    record = json.loads((out / "jobs" / "inter-dominant__unimodal-m0__seed0.json").read_text())
+    assert record["wall_time_s"] == row["wall_time_s"]["per_seed"][0] and record["epochs"] >= 1
+    assert "| unimodal:m0 | inter-dominant |" in (out / "results.md").read_text().split("cost per job")[1]
     assert (out / "results.csv").read_text().startswith("method,group,metric,mean,std")
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     predictions = load_predictions(out / "predictions" / "inter-dominant__i2m2__seed0.npz")

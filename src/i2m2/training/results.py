@@ -28,8 +28,15 @@ def build_rows(
     job_metrics: Mapping[tuple[str, str, int], Mapping[str, float]],
     methods: Sequence[str],
     groups: Sequence[str],
+    job_costs: Mapping[tuple[str, str, int], Mapping[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (method, group) with mean, std and per-seed values of every metric (seeds in order)."""
+    """One row per (method, group) with mean, std and per-seed values of every metric (seeds in order).
+
+    ``job_costs`` (``wall_time_s`` and ``epochs`` of each job) adds those as row keys next to
+    ``metrics`` when every seed of the row has them (jobs finished before a ``--resume`` of an older
+    run may not).
+    """
+    costs = job_costs or {}
     rows = []
     for group in groups:
         for method in methods:
@@ -38,7 +45,12 @@ def build_rows(
                 continue
             names = job_metrics[(group, method, seeds[0])].keys()
             metrics = {n: summarize([job_metrics[(group, method, s)][n] for s in seeds]) for n in names}
-            rows.append({"method": method, "group": group, "metrics": metrics})
+            row: dict[str, Any] = {"method": method, "group": group, "metrics": metrics}
+            for cost in ("wall_time_s", "epochs"):
+                values = [costs.get((group, method, s), {}).get(cost) for s in seeds]
+                if all(v is not None for v in values):
+                    row[cost] = summarize([float(v) for v in values if v is not None])
+            rows.append(row)
     return rows
 
 
@@ -73,6 +85,18 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> st
     return "\n".join(lines) + "\n"
 
 
+def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Wall time (s) and epochs per job, mean ± std over seeds, one line per (group, method)."""
+    lines = ["| method | group | wall time per job (s) | epochs |", "|---|---|---|---|"]
+    for r in rows:
+        t, e = r["wall_time_s"], r["epochs"]
+        lines.append(
+            f"| {r['method']} | {r['group']} | {t['mean']:.1f} ± {t['std']:.1f} | "
+            f"{e['mean']:.1f} ({', '.join(str(int(v)) for v in e['per_seed'])}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_results(
     out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]
 ) -> dict[str, Any]:
@@ -103,5 +127,7 @@ def write_results(
     n_seeds = len(config.get("seeds", []))
     parts = [f"# {experiment}: test metrics (%), mean ± std over {n_seeds} seed(s)\n"]
     parts += [f"\n## {metric}\n\n" + markdown_table(rows, metric) for metric in present]
+    if rows and all("wall_time_s" in r and "epochs" in r for r in rows):
+        parts.append("\n## cost per job\n\n" + cost_table(rows))
     atomic_write_text(out / "results.md", "".join(parts))
     return results

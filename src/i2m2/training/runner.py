@@ -163,6 +163,7 @@ class Runner:
         bar = tqdm(total=total, desc=self.experiment.name, unit="job", disable=not self.interactive)
         started = time.perf_counter()
         job_metrics: dict[tuple[str, str, int], dict[str, float]] = {}
+        job_costs: dict[tuple[str, str, int], dict[str, float]] = {}
         done = 0
         for group in self.experiment.groups:
             for seed in self.seeds:
@@ -177,14 +178,19 @@ class Runner:
                         and record.is_file()
                         and (self.out / "checkpoints" / f"{stem}.pt").is_file()
                     ):
-                        job_metrics[(group, job.method, seed)] = json.loads(record.read_text())["metrics"]
+                        finished = json.loads(record.read_text())
+                        job_metrics[(group, job.method, seed)] = finished["metrics"]
+                        job_costs[(group, job.method, seed)] = {
+                            k: finished[k] for k in ("wall_time_s", "epochs") if k in finished
+                        }
                         self._progress(bar, done, total, group, seed, job.method, "already done (resumed)")
                         continue
                     if splits is None:
                         splits = self.experiment.load_data(group, self.data_dir, seed)
                     t0 = time.perf_counter()
-                    metrics = self._run_job(job, group, seed, splits, stem)
+                    metrics, cost = self._run_job(job, group, seed, splits, stem, t0)
                     job_metrics[(group, job.method, seed)] = metrics
+                    job_costs[(group, job.method, seed)] = cost
                     summary = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "loss")
                     self._progress(
                         bar,
@@ -196,16 +202,13 @@ class Runner:
                         f"{summary} ({time.perf_counter() - t0:.1f} s)",
                     )
         bar.close()
-        rows = self._rows(job_metrics)
+        rows = build_rows(job_metrics, self.methods, self.experiment.groups, job_costs)
         config = self.config() | {"wall_time_s": round(time.perf_counter() - started, 1)}
         if not is_global_zero():
             return {}
         results = write_results(self.out, self.experiment.name, rows, config)
         bar_chart(rows, self.out / "results.png", self.experiment.monitor, self.experiment.description)
         return results
-
-    def _rows(self, job_metrics: dict[tuple[str, str, int], dict[str, float]]) -> list[dict[str, Any]]:
-        return build_rows(job_metrics, self.methods, self.experiment.groups)
 
     def _progress(
         self, bar: Any, done: int, total: int, group: str, seed: int, method: str, text: str
@@ -218,7 +221,10 @@ class Runner:
         else:
             self.log(line)
 
-    def _run_job(self, job: Job, group: str, seed: int, splits: DataSplits, stem: str) -> dict[str, float]:
+    def _run_job(
+        self, job: Job, group: str, seed: int, splits: DataSplits, stem: str, started: float
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Train and test one job, save its files; its metrics and its cost (wall time, epochs)."""
         pl.seed_everything(seed, verbose=False)  # the initial weights are part of what a seed fixes
         model = build_job_model(self.experiment, job, group)
         if splits.num_classes != self.experiment.classes(group):
@@ -250,7 +256,7 @@ class Runner:
         )
         self._states[job.method] = result.state_dict
         if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
-            return result.metrics
+            return result.metrics, {}
         hyper = {
             "experiment": self.experiment.name,
             "method": job.method,
@@ -263,12 +269,14 @@ class Runner:
         save_checkpoint(self.out / "checkpoints" / f"{stem}.pt", result.state_dict, hyper)
         if result.predictions is not None:
             save_predictions(predictions_path(self.out, group, job.method, seed), result.predictions)
+        wall_time = round(time.perf_counter() - started, 2)  # training, test and the files
         record = {
             "method": job.method,
             "group": group,
             "seed": seed,
             "metrics": result.metrics,
             "epochs": result.epochs,
+            "wall_time_s": wall_time,
         }
         atomic_write_text(self.out / "jobs" / f"{stem}.json", json.dumps(record, indent=2) + "\n")
-        return result.metrics
+        return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
