@@ -35,6 +35,7 @@ def test_run_produces_every_row_of_table_1(tmp_path, capsys):
     assert "| i2m2[lrtf] |" in captured.out
     # Not a terminal: one plain line per epoch of every job, and one per finished job.
     assert "seed=0 i2m2[lrtf] epoch 1/1: " in captured.err and "val/acc=" in captured.err
+    assert "train/loss=" in captured.err and "_step=" not in captured.err and "_epoch=" not in captured.err
     assert "[7/7] seed=0 i2m2[lrtf]: acc=" in captured.err
 
 

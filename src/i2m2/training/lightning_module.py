@@ -67,7 +67,8 @@ class MethodModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, _, labels = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
+        # The bar shows the step's loss; logs and epoch lines the epoch's mean (``train/loss_epoch``).
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 
 class EpochLogLines(pl.Callback):
-    """Print ``epoch 3/20: train/loss=0.41 val/acc=0.87 ...`` after each validation, instead of a bar.
+    """Print ``epoch 3/20: train/loss=0.41 val/acc=0.87 ...`` after each epoch, instead of a bar.
 
     Args:
         prefix: put before every line, e.g. the job (``"seed=0 unimodal:image "``) in a long comparison.
@@ -19,10 +19,14 @@ class EpochLogLines(pl.Callback):
         self.prefix = prefix
 
     @rank_zero_only
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        metrics = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items()))
+        metrics = " ".join(
+            f"{k}={float(v):.4f}"
+            for k, v in sorted(trainer.callback_metrics.items())
+            if not k.endswith(("_step", "_epoch"))  # at epoch end, train/loss is already the epoch mean
+        )
         print(
             f"{self.prefix}epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics}",
             file=sys.stderr,
