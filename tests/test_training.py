@@ -75,7 +75,10 @@ def test_evaluation_runs_in_eval_mode_and_returns_best_weights():
 def test_same_seed_same_metrics(tmp_path):
     a = run_synthetic(tmp_path / "a", methods=["i2m2"])
     b = run_synthetic(tmp_path / "b", methods=["i2m2"])
-    assert a["rows"] == b["rows"]
+    # Every metric and the epochs each job ran agree exactly; only the wall time may differ.
+    assert [(r["metrics"], r["epochs"]) for r in a["rows"]] == [
+        (r["metrics"], r["epochs"]) for r in b["rows"]
+    ]
 
 
 def run_synthetic(out: Path, **kwargs) -> dict:
