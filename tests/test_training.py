@@ -163,6 +163,8 @@ def test_resume_skips_finished_jobs(tmp_path, monkeypatch):
     again = run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra", "inter"], resume=True)
     assert calls == ["inter"]
     assert again["rows"][0] == first["rows"][0]
+    # The resumed run's own time excludes the earlier jobs; job_wall_time_s counts all of them.
+    assert again["config"]["job_wall_time_s"] > first["config"]["job_wall_time_s"] > 0
 
 
 def test_prior_correction_is_recorded_and_normalized(tmp_path):

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="the synthetic three-regime comparison (about a minute on 2 CPU cores)",
+        help="the synthetic three-regime comparison (about 30 s on 2 CPU cores)",
         description="Train every method on data from the paper's generative process in three "
         "regimes (intra-dominant, inter-dominant, both) and print the table.",
     )

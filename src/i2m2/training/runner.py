@@ -203,7 +203,11 @@ class Runner:
                     )
         bar.close()
         rows = build_rows(job_metrics, self.methods, self.experiment.groups, job_costs)
-        config = self.config() | {"wall_time_s": round(time.perf_counter() - started, 1)}
+        config = self.config() | {
+            "wall_time_s": round(time.perf_counter() - started, 1),  # this invocation
+            # every job's own time, those finished before a --resume included
+            "job_wall_time_s": round(sum(c.get("wall_time_s", 0.0) for c in job_costs.values()), 1),
+        }
         if not is_global_zero():
             return {}
         results = write_results(self.out, self.experiment.name, rows, config)
