@@ -67,7 +67,7 @@ class MethodModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, _, labels = self._loss(batch)
-        # The bar shows the step's loss; logs and epoch lines the epoch's mean (``train/loss_epoch``).
+        # The bar shows each step's loss; at the end of an epoch train/loss holds the epoch's mean.
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
         return loss
 
