@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from i2m2.training.results import summarize
 
 
 @dataclass
@@ -55,9 +55,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and population std over seeds (as results.json reports them)."""
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std())
+    """Mean and population std over seeds, exactly as results.json reports them."""
+    stats = summarize(values)
+    return stats["mean"], stats["std"]
 
 
 def pm(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
-from i2m2.analysis.plots import grouped_bars
 from i2m2.analysis.run_data import RunData
+from i2m2.training.plots import grouped_bars
 
 LABELS = "H(y)"
 

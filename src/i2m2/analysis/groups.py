@@ -21,8 +21,8 @@ from i2m2.analysis.artifacts import (
     per_seed_text,
     pm,
 )
-from i2m2.analysis.plots import grouped_bars
 from i2m2.analysis.run_data import RunData
+from i2m2.training.plots import grouped_bars
 
 ALL = "all"
 
