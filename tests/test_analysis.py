@@ -18,7 +18,7 @@ from i2m2.analysis.rescue import FINETUNED, STAGE1, rescue_counts
 from i2m2.analysis.run_data import load_run
 from i2m2.cli import main
 from i2m2.errors import DataError, UserError
-from i2m2.training.predictions import Predictions, predictions_path, save_predictions
+from i2m2.runs.predictions import Predictions, predictions_path, save_predictions
 
 C = 3
 LABELS = np.array([0, 1, 2, 0, 1, 2])

@@ -15,9 +15,9 @@ from i2m2.models.methods import build_method
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import create_fusion
 from i2m2.training import runner as runner_module
-from i2m2.training.atomic import load_checkpoint
+from i2m2.atomic import load_checkpoint
 from i2m2.training.fit import fit_and_test
-from i2m2.training.predictions import job_stem, load_predictions
+from i2m2.runs.predictions import job_stem, load_predictions
 from i2m2.training.runner import Runner
 from i2m2.training.scale import ScaleConfig
 

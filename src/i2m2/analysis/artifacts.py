@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from i2m2.training.results import summarize
+from i2m2.runs.results import summarize
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
 from i2m2.analysis.run_data import RunData
-from i2m2.training.plots import grouped_bars
+from i2m2.runs.plots import grouped_bars
 
 LABELS = "H(y)"
 

@@ -22,7 +22,7 @@ from i2m2.analysis.artifacts import (
     pm,
 )
 from i2m2.analysis.run_data import RunData
-from i2m2.training.plots import grouped_bars
+from i2m2.runs.plots import grouped_bars
 
 ALL = "all"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, markdown_table, pm
 from i2m2.analysis.groups import accuracy
 from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, method_base
-from i2m2.training.plots import grouped_bars
+from i2m2.runs.plots import grouped_bars
 
 FULL = "all modalities"
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, csv_artifact, file_suffix, markdown_table, mean_std
 from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, inter_row_of
-from i2m2.training.plots import grouped_bars
+from i2m2.runs.plots import grouped_bars
 
 STAGE1 = "stage-1 models"
 FINETUNED = "fine-tuned experts"

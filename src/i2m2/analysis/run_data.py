@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from i2m2.errors import DataError
-from i2m2.training.predictions import PREDICTIONS_DIR, Predictions, load_predictions, predictions_path
+from i2m2.runs.predictions import PREDICTIONS_DIR, Predictions, load_predictions, predictions_path
 
 _FUSED = re.compile(r"^(inter|i2m2)(\[.+\])?$")
 UNIMODAL_PREFIX = "unimodal:"

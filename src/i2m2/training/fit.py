@@ -19,7 +19,7 @@ from i2m2.experiments.spec import StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.lightning_module import MethodModule
-from i2m2.training.predictions import Predictions
+from i2m2.runs.predictions import Predictions
 from i2m2.training.progress import EpochLogLines
 from i2m2.training.scale import ScaleConfig
 

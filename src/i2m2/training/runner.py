@@ -27,12 +27,12 @@ from i2m2.errors import UserError
 from i2m2.experiments.spec import Experiment, StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.methods import build_method
-from i2m2.training.atomic import atomic_write_text, load_checkpoint, save_checkpoint
+from i2m2.atomic import atomic_write_text, load_checkpoint, save_checkpoint
 from i2m2.training.fit import fit_and_test, quiet_lightning
 from i2m2.training.plan import Job, all_methods, plan_jobs
-from i2m2.training.plots import bar_chart
-from i2m2.training.predictions import job_stem, predictions_path, save_predictions
-from i2m2.training.results import build_rows, write_results
+from i2m2.runs.plots import bar_chart
+from i2m2.runs.predictions import job_stem, predictions_path, save_predictions
+from i2m2.runs.results import build_rows, write_results
 from i2m2.training.scale import ScaleConfig
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from i2m2.training.atomic import atomic_write_text
+from i2m2.atomic import atomic_write_text
 
 # Metrics shown as percentages in the markdown table, in this order.
 TABLE_METRICS = ("acc", "balanced_acc", "auroc", "auprc")

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from i2m2.training.atomic import atomic_write
+from i2m2.atomic import atomic_write
 
 
 def bar_chart(rows: Sequence[Mapping[str, Any]], path: Path, metric: str = "acc", title: str = "") -> None:

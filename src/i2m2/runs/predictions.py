@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from i2m2.errors import DataError
-from i2m2.training.atomic import atomic_write
+from i2m2.atomic import atomic_write
 
 PREDICTIONS_DIR = "predictions"
 
