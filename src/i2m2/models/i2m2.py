@@ -30,6 +30,9 @@ class I2M2(nn.Module):
             removes the prior that the K discriminative experts count K times (see
             :func:`product_of_experts`). Off by default, as in the authors' code.
         input_specs: optional per-modality shape/dtype that inputs are checked against.
+        num_tasks: for several classification tasks at once (e.g. the four fastMRI findings), every
+            expert returns ``(batch, num_tasks, classes)`` and each task is its own product of experts;
+            ``log_prior`` is then ``(num_tasks, classes)``. ``None``: one task, logits ``(batch, classes)``.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class I2M2(nn.Module):
         num_classes: int | None = None,
         log_prior: Tensor | None = None,
         input_specs: Mapping[str, InputSpec] | None = None,
+        num_tasks: int | None = None,
     ) -> None:
         super().__init__()
         named: dict[str, Expert] = {name: as_expert(name, m) for name, m in (experts or {}).items()}
@@ -50,9 +54,10 @@ class I2M2(nn.Module):
             raise ValueError("I2M2 needs at least one expert")
         self.experts = nn.ModuleDict(named)
         self.num_classes = num_classes
+        self.num_tasks = num_tasks
         self.input_specs = dict(input_specs or {})
         if log_prior is not None:
-            _check_log_prior(log_prior, num_classes)
+            _check_log_prior(log_prior, num_classes, num_tasks)
         self.log_prior: Tensor | None
         self.register_buffer("log_prior", None if log_prior is None else log_prior.detach().float())
 
@@ -69,15 +74,24 @@ class I2M2(nn.Module):
         return tuple(seen)
 
     def set_prior_from_labels(self, labels: Tensor, num_classes: int) -> None:
-        """Turn on the exact prior correction with p(y) estimated from training labels (add-one smoothed)."""
+        """Turn on the exact prior correction with p(y) estimated from training labels (add-one smoothed).
+
+        ``labels`` is ``(N,)``, or ``(N, num_tasks)`` for a multi-task model (one prior per task).
+        """
         check_labels(labels, num_classes)
         if self.num_classes is not None and self.num_classes != num_classes:
             raise ValueError(
                 f"log_prior: the model has {self.num_classes} classes, got num_classes={num_classes}"
             )
         self.num_classes = num_classes
-        counts = torch.bincount(labels.long().flatten(), minlength=num_classes).float() + 1.0
-        self.log_prior = (counts / counts.sum()).log()
+        if self.num_tasks is None:
+            counts = torch.bincount(labels.long().flatten(), minlength=num_classes).float() + 1.0
+        else:
+            if labels.dim() != 2 or labels.shape[1] != self.num_tasks:
+                raise ValueError(f"labels: expected shape (N, {self.num_tasks}), got {tuple(labels.shape)}")
+            columns = [torch.bincount(t.long(), minlength=num_classes) for t in labels.T]
+            counts = torch.stack(columns).float() + 1.0
+        self.log_prior = (counts / counts.sum(-1, keepdim=True)).log()
 
     def expert_logits(
         self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False
@@ -87,8 +101,8 @@ class I2M2(nn.Module):
         Rows marked absent are zero-filled before the experts see them, so a placeholder there (NaN,
         garbage) cannot leak into the present rows (batch norm) or into the gradients.
 
-        Returns ``(logits, masks)``: logits ``(B, C)`` per expert that ran and, per expert, a boolean
-        ``(B,)`` mask of the examples where all its modalities are present.
+        Returns ``(logits, masks)``: logits ``(B, C)`` (``(B, T, C)`` with tasks) per expert that ran
+        and, per expert, a boolean ``(B,)`` mask of the examples where all its modalities are present.
         """
         if not isinstance(batch, Mapping):
             raise ValueError(
@@ -126,9 +140,9 @@ class I2M2(nn.Module):
             except RuntimeError as err:
                 shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in expert.modalities}
                 raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
-            check_logits(name, out, size, self.num_classes)
+            check_logits(name, out, size, self.num_classes, self.num_tasks)
             if self.num_classes is None:
-                self.num_classes = out.shape[1]
+                self.num_classes = out.shape[-1]
             logits[name] = out
             masks[name] = torch.stack([present_rows[m] for m in expert.modalities]).all(0)
         if not logits:
@@ -140,7 +154,7 @@ class I2M2(nn.Module):
     def forward(
         self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False
     ) -> Tensor:
-        """Normalized ``log p(y | x)`` of shape ``(batch, classes)``.
+        """Normalized ``log p(y | x)`` of shape ``(batch, classes)`` (``(batch, tasks, classes)`` with tasks).
 
         Args:
             batch: modality name -> tensor with the batch axis first.
@@ -198,12 +212,15 @@ def _inter_experts(inter: Expert | Mapping[str, Expert] | nn.ModuleDict | None) 
     return cast(dict[str, Expert], experts)
 
 
-def _check_log_prior(log_prior: object, num_classes: int | None) -> None:
-    """``log p(y)`` must be a finite float vector over the classes."""
-    if not isinstance(log_prior, Tensor) or log_prior.dim() != 1 or not log_prior.is_floating_point():
+def _check_log_prior(log_prior: object, num_classes: int | None, num_tasks: int | None = None) -> None:
+    """``log p(y)`` must be a finite float vector over the classes (``(tasks, classes)`` with tasks)."""
+    dims, want = (1, "(classes,)") if num_tasks is None else (2, f"({num_tasks}, classes)")
+    if not isinstance(log_prior, Tensor) or log_prior.dim() != dims or not log_prior.is_floating_point():
         got = (tuple(log_prior.shape), log_prior.dtype) if isinstance(log_prior, Tensor) else type(log_prior)
-        raise ValueError(f"log_prior: expected a float tensor of shape (classes,), got {got}")
-    if num_classes is not None and len(log_prior) != num_classes:
-        raise ValueError(f"log_prior: expected {num_classes} classes, got {len(log_prior)}")
+        raise ValueError(f"log_prior: expected a float tensor of shape {want}, got {got}")
+    if num_tasks is not None and len(log_prior) != num_tasks:
+        raise ValueError(f"log_prior: expected {num_tasks} tasks, got {len(log_prior)}")
+    if num_classes is not None and log_prior.shape[-1] != num_classes:
+        raise ValueError(f"log_prior: expected {num_classes} classes, got {log_prior.shape[-1]}")
     if not torch.isfinite(log_prior).all():
         raise ValueError("log_prior: contains NaN or infinite values (a class with zero probability?)")

@@ -52,14 +52,27 @@ def check_modality(
             raise ValueError(f"modality '{name}': contains NaN or infinite values")
 
 
-def check_logits(expert: str, logits: object, batch_size: int, num_classes: int | None) -> None:
-    """An expert must return logits of shape ``(batch, num_classes)``."""
-    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != batch_size:
+def check_logits(
+    expert: str, logits: object, batch_size: int, num_classes: int | None, num_tasks: int | None = None
+) -> None:
+    """An expert must return logits ``(batch, num_classes)``, or ``(batch, num_tasks, num_classes)``.
+
+    The multi-task shape is accepted only when ``num_tasks`` is given, so a single-task model still
+    rejects an expert that returns a stray extra axis.
+    """
+    want = f"({batch_size}, classes)" if num_tasks is None else f"({batch_size}, {num_tasks}, classes)"
+    dims = 2 if num_tasks is None else 3
+    if (
+        not isinstance(logits, Tensor)
+        or logits.dim() != dims
+        or logits.shape[0] != batch_size
+        or (num_tasks is not None and logits.shape[1] != num_tasks)
+    ):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"expert '{expert}': expected logits of shape ({batch_size}, classes), got {shape}")
-    if num_classes is not None and logits.shape[1] != num_classes:
+        raise ValueError(f"expert '{expert}': expected logits of shape {want}, got {shape}")
+    if num_classes is not None and logits.shape[-1] != num_classes:
         raise ValueError(
-            f"expert '{expert}': expected logits over {num_classes} classes, got {logits.shape[1]}"
+            f"expert '{expert}': expected logits over {num_classes} classes, got {logits.shape[-1]}"
         )
 
 

@@ -1,0 +1,233 @@
+"""Simulated knee volumes in the exact fastMRI single-coil + fastMRI+ layout, for tests and CPU demos.
+
+``write_phantom_dataset(out, volumes=24, slices=10, size=64, seed=0)`` writes::
+
+    out/README.txt                      says the data are simulated
+    out/Annotations/knee.csv            fastMRI+ columns file,slice,study_level,x,y,width,height,label
+    out/Annotations/knee_file_list.csv  no header, one volume name per line
+    out/singlecoil_train/file1000001.h5 kspace (slices, 2*size, W) complex64, W = size + 4..12,
+                                        reconstruction_rss / _esc (slices, size, size) float32,
+                                        ismrmrd_header, attrs (acquisition, max, norm, patient_id,
+                                        simulated = "i2m2 phantom ...")
+
+Load it with ``load_fastmri(out, seed, crop=size, max_width=phantom_max_width(size))``.
+
+The MR physics simulated: a complex image ``m * exp(i phi)`` of anatomy-like ellipses with tissue
+magnitudes ``m`` and a smooth background phase ``phi`` (field inhomogeneity); centred FFT to k-space on a
+grid 2x oversampled along the readout; complex Gaussian acquisition noise in k-space; an RSS-like image
+with 3x less noise (the multi-coil combination). Findings are designed so that each modality matters
+differently (a finding spans a contiguous run of slices of a volume, at one place per volume):
+
+* ``Meniscus Tear`` (meniscus): a dark band in the magnitude; the phase is unchanged.
+* ``Cartilage - Partial Thickness loss/defect`` (cartilage): a local susceptibility-like phase bump
+  of +1 rad; the magnitude is unchanged.
+* ``Ligament - ACL Low Grade sprain`` (ACL): *every* slice has a bright ligament line in the magnitude
+  and a -1 rad phase dip; the finding is present iff the dip lies on the ligament. Each alone has the
+  same distribution with and without the finding, so only the two modalities together reveal it.
+* ``Joint Effusion `` (other, trailing space as in fastMRI+): a bright fluid pocket in the magnitude.
+
+Physics side effects remain, as in real scans: the phase is noisier where the magnitude is dark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from i2m2.atomic import atomic_write_text
+from i2m2.data.kspace import center_crop, centered_fft2, centered_ifft2
+
+LABELS = {
+    "meniscus": "Meniscus Tear",
+    "cartilage": "Cartilage - Partial Thickness loss/defect",
+    "acl": "Ligament - ACL Low Grade sprain",
+    "other": "Joint Effusion ",
+}
+PREVALENCE = {"meniscus": 0.5, "cartilage": 0.5, "acl": 0.5, "other": 0.4}  # per volume
+SIMULATED = "i2m2 phantom: simulated data, not patient scans"
+
+
+def phantom_max_width(size: int) -> int:
+    """The widest phantom k-space for ``size``: pass it as ``max_width`` to the loader."""
+    return size + 16
+
+
+@dataclass
+class _Finding:
+    first: int  # slices first..last-1 show it
+    last: int
+    y: float  # centre, pixels from the image centre
+    x: float
+
+
+def write_phantom_dataset(
+    out: Path, volumes: int = 24, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
+) -> Path:
+    """Write ``volumes`` simulated knees of ``slices`` slices of ``size x size`` under ``out`` (returned).
+
+    Args:
+        noise_std: acquisition noise std per real/imaginary channel, relative to tissue magnitude ~0.6
+            (the orthonormal FFT gives the same std per image pixel).
+
+    Deterministic for a seed: the same arguments write the same arrays and CSVs.
+    """
+    if volumes < 1 or slices < 1 or size < 16:
+        raise ValueError(f"need volumes >= 1, slices >= 1, size >= 16; got {volumes}, {slices}, {size}")
+    out = Path(out)
+    (out / "singlecoil_train").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = ["file,slice,study_level,x,y,width,height,label"]
+    names = []
+    for v in range(volumes):
+        name = f"file{1000001 + v}"
+        names.append(name)
+        rows += _write_volume(out / "singlecoil_train" / f"{name}.h5", name, slices, size, noise_std, rng)
+    atomic_write_text(out / "Annotations" / "knee.csv", "\n".join(rows) + "\n")
+    atomic_write_text(out / "Annotations" / "knee_file_list.csv", "\n".join(names) + "\n")
+    atomic_write_text(out / "README.txt", _readme(volumes, slices, size, seed))
+    return out
+
+
+def _write_volume(
+    path: Path, name: str, slices: int, size: int, noise_std: float, rng: np.random.Generator
+) -> list[str]:
+    width = size + 4 * int(rng.integers(1, 4))
+    yy, xx = np.mgrid[-size:size, -(width // 2) : width - width // 2].astype(np.float64)
+    findings = {k: _draw_finding(rng, slices, size, p) for k, p in PREVALENCE.items()}
+    ligament = _place(rng, size)
+    dip_away = _place_away(rng, size, ligament)  # where the phase dip sits in slices without ACL
+    anatomy = rng.uniform(0.9, 1.1, size=4)
+    phase_coeffs = rng.uniform([-0.3, -0.6, -0.6, -0.4], [0.3, 0.6, 0.6, 0.4])
+    kspace = np.empty((slices, 2 * size, width), dtype=np.complex64)
+    rss = np.empty((slices, size, size), dtype=np.float32)
+    esc = np.empty((slices, size, size), dtype=np.float32)
+    rows = []
+    for s in range(slices):
+        shown = {k: f for k, f in findings.items() if f is not None and f.first <= s < f.last}
+        scale = size * (0.85 + 0.15 * np.sin(np.pi * (s + 0.5) / slices))
+        magnitude = _anatomy(yy, xx, scale, anatomy)
+        phase = _background_phase(yy, xx, size, phase_coeffs, drift=0.05 * s)
+        jitter = rng.normal(0, 0.5, size=2)
+        magnitude = _line(magnitude, yy, xx, ligament + jitter, size * 0.16, value=1.2)
+        dip = ligament if "acl" in shown else dip_away
+        phase = phase - 1.0 * _blob(yy, xx, dip + jitter, sigma=2.0)
+        if "meniscus" in shown:
+            f = shown["meniscus"]
+            band = (np.abs(yy - f.y) < 1.5) & (np.abs(xx - f.x) < size * 0.14)
+            magnitude = np.where(band, 0.5 * magnitude, magnitude)
+        if "cartilage" in shown:
+            f = shown["cartilage"]
+            phase = phase + 1.0 * _blob(yy, xx, np.array([f.y, f.x]), sigma=2.5)
+        if "other" in shown:
+            f = shown["other"]
+            pocket = ((yy - f.y) / (size * 0.08)) ** 2 + ((xx - f.x) / (size * 0.12)) ** 2 < 1
+            magnitude = np.where(pocket, 1.4, magnitude)
+        clean = magnitude * np.exp(1j * phase)
+        noise = rng.standard_normal((2, *clean.shape))
+        kspace[s] = centered_fft2(clean) + noise_std * (noise[0] + 1j * noise[1])
+        rss[s] = np.abs(center_crop(clean + noise_std / 3 * (noise[0] + 1j * noise[1]), size))
+        esc[s] = np.abs(center_crop(centered_ifft2(kspace[s]), size))
+        rows += _csv_rows(name, s, size, shown, ligament)
+    if rng.random() < 0.3:
+        rows.append(f"{name},,Yes,,,,,Patellar Retinaculum - High grade sprain")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("kspace", data=kspace)
+        f.create_dataset("reconstruction_rss", data=rss)
+        f.create_dataset("reconstruction_esc", data=esc)
+        f.create_dataset("ismrmrd_header", data=_header(2 * size, width, size))
+        f.attrs.update(
+            acquisition="CORPD_FBK",
+            max=float(rss.max()),
+            norm=float(np.linalg.norm(rss)),
+            patient_id=hashlib.sha256(name.encode()).hexdigest(),
+            simulated=SIMULATED,
+        )
+    return rows
+
+
+def _draw_finding(rng: np.random.Generator, slices: int, size: int, p: float) -> _Finding | None:
+    present = rng.random() < p
+    length = max(1, int(rng.integers(max(1, slices // 3), max(2, 2 * slices // 3 + 1))))
+    first = int(rng.integers(0, slices - length + 1))
+    y, x = _place(rng, size)
+    return _Finding(first, first + length, y, x) if present else None
+
+
+def _place(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A point inside the soft tissue, away from its edge."""
+    radius, angle = size * 0.28 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+    return np.array([radius * np.sin(angle), radius * np.cos(angle)])
+
+
+def _place_away(rng: np.random.Generator, size: int, other: np.ndarray) -> np.ndarray:
+    while True:
+        point = _place(rng, size)
+        if np.linalg.norm(point - other) > size * 0.15:
+            return point
+
+
+def _anatomy(yy: np.ndarray, xx: np.ndarray, scale: float, jitter: np.ndarray) -> np.ndarray:
+    """Soft tissue (0.6) holding femur and tibia marrow (0.9) split by a darker joint space."""
+
+    def ellipse(cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+        return ((yy - cy * scale) / (ry * scale)) ** 2 + ((xx - cx * scale) / (rx * scale)) ** 2 < 1
+
+    magnitude = np.where(ellipse(0, 0, 0.46 * jitter[0], 0.40 * jitter[1]), 0.6, 0.0)
+    magnitude = np.where(ellipse(-0.24, 0, 0.18 * jitter[2], 0.24), 0.9, magnitude)
+    return np.where(ellipse(0.24, 0, 0.18 * jitter[3], 0.24), 0.9, magnitude)
+
+
+def _background_phase(yy: np.ndarray, xx: np.ndarray, size: int, c: np.ndarray, drift: float) -> np.ndarray:
+    """A smooth low-order field map: offset, gradients and a quadratic term, below pi in the crop."""
+    y, x = yy / (size / 2), xx / (size / 2)
+    return c[0] + drift + c[1] * x + c[2] * y + c[3] * (x**2 + y**2)
+
+
+def _blob(yy: np.ndarray, xx: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2))
+
+
+def _line(
+    magnitude: np.ndarray, yy: np.ndarray, xx: np.ndarray, centre: np.ndarray, half: float, value: float
+) -> np.ndarray:
+    """A diagonal bright line (the ligament) of half-length ``half`` and about 2 pixels thick."""
+    along = ((yy - centre[0]) + (xx - centre[1])) / np.sqrt(2)
+    across = ((yy - centre[0]) - (xx - centre[1])) / np.sqrt(2)
+    return np.where((np.abs(along) < half) & (np.abs(across) < 1.0), value, magnitude)
+
+
+def _csv_rows(name: str, s: int, size: int, shown: dict[str, _Finding], ligament: np.ndarray) -> list[str]:
+    """fastMRI+ boxes in crop pixel coordinates (x, y top-left), one row per finding shown."""
+    rows = []
+    for key, f in shown.items():
+        cy, cx = (ligament if key == "acl" else np.array([f.y, f.x])) + size / 2
+        half = size * 0.16
+        rows.append(
+            f"{name},{s},No,{int(cx - half)},{int(cy - half)},{int(2 * half)},{int(2 * half)},{LABELS[key]}"
+        )
+    return rows
+
+
+def _header(height: int, width: int, size: int) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<ismrmrdHeader><encoding>'
+        f"<encodedSpace><matrixSize><x>{height}</x><y>{width}</y><z>1</z></matrixSize></encodedSpace>"
+        f"<reconSpace><matrixSize><x>{size}</x><y>{size}</y><z>1</z></matrixSize></reconSpace>"
+        f"</encoding><!-- {SIMULATED} --></ismrmrdHeader>"
+    )
+
+
+def _readme(volumes: int, slices: int, size: int, seed: int) -> str:
+    return (
+        "SIMULATED DATA - NOT PATIENT SCANS.\n\n"
+        f"{volumes} knee phantoms of {slices} slices ({size}x{size} after cropping), written by "
+        f"i2m2.data.fastmri_phantom.write_phantom_dataset(seed={seed}) in the fastMRI single-coil layout,\n"
+        "with fastMRI+-style annotations under Annotations/. Findings: 'Meniscus Tear' (magnitude only),\n"
+        "'Cartilage - Partial Thickness loss/defect' (phase only), 'Ligament - ACL Low Grade sprain' (only\n"
+        "magnitude and phase together), 'Joint Effusion ' (magnitude). Every HDF5 file carries\n"
+        f"attrs['simulated'] = '{SIMULATED}'.\n"
+    )
