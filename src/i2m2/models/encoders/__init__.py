@@ -3,12 +3,14 @@
 from i2m2.models.encoders.gru import GRUEncoder
 from i2m2.models.encoders.lenet import LeNet
 from i2m2.models.encoders.norm import parameter_count
+from i2m2.models.encoders.pair import PairEncoder
 from i2m2.models.encoders.preact_resnet import PreActResNet18
 from i2m2.models.encoders.wide_resnet import WideResNet, wide_resnet_20_3
 
 __all__ = [
     "GRUEncoder",
     "LeNet",
+    "PairEncoder",
     "PreActResNet18",
     "WideResNet",
     "parameter_count",
