@@ -42,7 +42,9 @@ def write_vqa_vs(root: Path, wrapped: bool = False) -> Path:
         for i, answer in enumerate(answers):
             image = 1 + i % 3
             questions.append({"question_id": qid, "image_id": image, "question": f"Is it {i}?"})
-            humans = _answers((answer, 4), ("no", 3), ("maybe", 3)) if answer != "no" else _answers(("no", 10))
+            humans = (
+                _answers((answer, 4), ("no", 3), ("maybe", 3)) if answer != "no" else _answers(("no", 10))
+            )
             annotations.append(
                 {
                     "question_id": qid,
@@ -146,7 +148,7 @@ def test_ood_id_not_in_test_names_the_file(tmp_path: Path) -> None:
     root = write_vqa_vs(tmp_path)
     bad = root / "OOD-Test" / "KOP" / "OOD-Test-KOP-Ques.json"
     bad.write_text(json.dumps([{"question_id": 100}]))  # a training question
-    with pytest.raises(DataError, match="OOD-Test-KOP-Ques.json.*not in the IID test"):
+    with pytest.raises(DataError, match=r"OOD-Test-KOP-Ques\.json.*not in the IID test"):
         read_vqa_vs(root, min_count=2)
 
 
@@ -156,12 +158,12 @@ def test_answers_disagreeing_with_questions_name_the_file(tmp_path: Path) -> Non
     annotations = json.loads(path.read_text())
     annotations[0]["question_id"] = 999
     path.write_text(json.dumps(annotations))
-    with pytest.raises(DataError, match="Val-Ans.json: answers disagree"):
+    with pytest.raises(DataError, match=r"Val-Ans\.json: answers disagree"):
         read_vqa_vs(root, min_count=2)
 
 
 def test_missing_image_names_the_file(tmp_path: Path) -> None:
     root = write_vqa_vs(tmp_path)
     (root / "images" / f"COCO_train2014_{2:012d}.jpg").unlink()
-    with pytest.raises(DataError, match=f"COCO_train2014_{2:012d}.jpg: image file not found"):
+    with pytest.raises(DataError, match=rf"COCO_train2014_{2:012d}\.jpg: image file not found"):
         load_vqa_vs(root, min_count=2)
