@@ -158,3 +158,7 @@ def test_nlvr2_pair_features(models: dict[str, Path], tmp_path: Path) -> None:
     inputs, label = splits.train[3]
     assert inputs["images"].shape == (2, 12) and inputs["statement"].shape == (16,)
     assert not torch.equal(inputs["images"][0], inputs["images"][1]) and int(label) == 0
+    batch, labels = splits.train.__getitems__([3, 0])  # the DataLoader's batched access
+    assert torch.equal(batch["images"][0], inputs["images"]) and labels.tolist() == [0, 1]
+    subset = splits.train.subset(torch.tensor([3]))
+    assert torch.equal(subset[0][0]["statement"], inputs["statement"])

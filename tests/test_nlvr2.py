@@ -60,6 +60,9 @@ def test_read_and_load_official_layout(tmp_path: Path) -> None:
     assert inputs["images"].shape == (2, 3, 8, 8) and inputs["statement"].dtype == torch.int64
     assert not torch.equal(inputs["images"][0], inputs["images"][1])  # left and right differ
     assert int(label) == 0
+    batch, labels = splits.train.__getitems__([1, 2])  # the DataLoader's batched access
+    assert batch["images"].shape == (2, 2, 3, 8, 8) and torch.equal(batch["images"][0], inputs["images"])
+    assert labels.tolist() == [0, 1]
 
 
 def test_missing_image_names_the_file(tmp_path: Path) -> None:

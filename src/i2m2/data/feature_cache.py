@@ -147,6 +147,15 @@ class FeatureDataset(MultimodalDataset):
         item.update({k: v[index] for k, v in self.extras.items()})
         return item, self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> tuple[dict[str, Tensor], Tensor]:
+        """A whole batch with one fancy-indexed read per modality (as :class:`MultimodalDataset` does)."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        batch = {
+            m: torch.from_numpy(np.array(x[self.rows[m][index].numpy()])) for m, x in self.features.items()
+        }
+        batch.update({k: v[index] for k, v in self.extras.items()})
+        return batch, self.labels[index]
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.features)

@@ -118,6 +118,12 @@ class ImageFilesDataset(MultimodalDataset):
         item.update({k: v[index] for k, v in self.extras.items()})
         return item, self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> tuple[dict[str, Tensor], Tensor]:
+        """A whole batch, stacked (the batched access :class:`MultimodalDataset` offers a DataLoader)."""
+        items = [self[i] for i in indices]
+        batch = {k: torch.stack([x[k] for x, _ in items]) for k in items[0][0]}
+        return batch, torch.stack([y for _, y in items])
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return (self.image_key, *self.tensors)
