@@ -20,9 +20,9 @@ differently (a finding spans a contiguous run of slices of a volume, at one plac
 
 * ``Meniscus Tear`` (meniscus): a dark band in the magnitude; the phase is unchanged.
 * ``Cartilage - Partial Thickness loss/defect`` (cartilage): a local susceptibility-like phase bump
-  of +1 rad; the magnitude is unchanged.
+  of +1.5 rad; the magnitude is unchanged.
 * ``Ligament - ACL Low Grade sprain`` (ACL): *every* slice has a bright ligament line in the magnitude
-  and a -1 rad phase dip; the finding is present iff the dip lies on the ligament. Each alone has the
+  and a -1.5 rad phase dip; the finding is present iff the dip lies on the ligament. Each alone has the
   same distribution with and without the finding, so only the two modalities together reveal it.
 * ``Joint Effusion `` (other, trailing space as in fastMRI+): a bright fluid pocket in the magnitude.
 
@@ -114,14 +114,14 @@ def _write_volume(
         jitter = rng.normal(0, 0.5, size=2)
         magnitude = _line(magnitude, yy, xx, ligament + jitter, size * 0.16, value=1.2)
         dip = ligament if "acl" in shown else dip_away
-        phase = phase - 1.0 * _blob(yy, xx, dip + jitter, sigma=2.0)
+        phase = phase - 1.5 * _blob(yy, xx, dip + jitter, sigma=3.0)
         if "meniscus" in shown:
             f = shown["meniscus"]
-            band = (np.abs(yy - f.y) < 1.5) & (np.abs(xx - f.x) < size * 0.14)
-            magnitude = np.where(band, 0.5 * magnitude, magnitude)
+            band = (np.abs(yy - f.y) < 2.0) & (np.abs(xx - f.x) < size * 0.16)
+            magnitude = np.where(band, 0.3 * magnitude, magnitude)
         if "cartilage" in shown:
             f = shown["cartilage"]
-            phase = phase + 1.0 * _blob(yy, xx, np.array([f.y, f.x]), sigma=2.5)
+            phase = phase + 1.5 * _blob(yy, xx, np.array([f.y, f.x]), sigma=3.5)
         if "other" in shown:
             f = shown["other"]
             pocket = ((yy - f.y) / (size * 0.08)) ** 2 + ((xx - f.x) / (size * 0.12)) ** 2 < 1
