@@ -27,10 +27,10 @@ def test_run_produces_every_row_of_table_1(tmp_path, capsys):
     predictions = np.load(out / "predictions" / "all__i2m2-lrtf-__seed0.npz")
     assert predictions["log_probs"].shape == (12, 10)
     assert np.array_equal(predictions["labels"], np.load(tmp_path / "data" / "test_labels.npy"))
-    hyper = torch.load(out / "checkpoints" / "all__i2m2-lrtf-__seed0.pt", weights_only=True)[
+    hyper = torch.load(out / "checkpoints" / "all__i2m2-lrtf-__seed0.ckpt", weights_only=True)[
         "hyper_parameters"
     ]
-    assert hyper["init_from"] == ["unimodal:image", "unimodal:audio", "inter[lrtf]"]
+    assert hyper["job"]["init_from"] == ["unimodal:image", "unimodal:audio", "inter[lrtf]"]
     captured = capsys.readouterr()
     assert "| i2m2[lrtf] |" in captured.out
     # Not a terminal: one plain line per epoch of every job, and one per finished job.

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from i2m2.catalog import get_experiment
 from i2m2.data.avmnist import load_avmnist
 from i2m2.errors import DataError
-from i2m2.experiments.registry import get_experiment
 from i2m2.models.methods import build_method
 
 
@@ -137,7 +137,7 @@ def test_experiment_builds_every_method(tmp_path):
     experiment = get_experiment("avmnist")
     assert experiment.modalities == ("image", "audio") and experiment.num_classes == 10
     assert set(experiment.build_inter) == {"lf", "lrtf"} and experiment.needs_data_dir
-    stage = experiment.stage1_config("image")
+    stage = experiment.recipe.stage1("image")
     assert (stage.optimizer, stage.lr, stage.weight_decay, stage.batch_size) == ("sgd", 5e-2, 1e-4, 40)
     assert stage.max_epochs == 25 and stage.gradient_clip_val == 8.0
     write_avmnist(tmp_path, n_train=6, n_test=2)
@@ -152,8 +152,8 @@ def test_experiment_builds_every_method(tmp_path):
             model = build_method(
                 method,
                 experiment.modalities,
-                unimodal=lambda m: experiment.build_unimodal(m, ""),
-                inter=lambda mods, inter=inter: inter(mods, ""),
+                unimodal=lambda m: experiment.build_unimodal(m, 10, ""),
+                inter=lambda mods, inter=inter: inter(mods, 10, ""),
                 num_classes=10,
             )
             log_probs = model(batch)

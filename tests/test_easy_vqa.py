@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from i2m2.catalog import get_experiment
 from i2m2.data import easy_vqa as data_module
 from i2m2.data.easy_vqa import (
     GROUP_NAMES,
@@ -27,13 +28,8 @@ from i2m2.data.easy_vqa import (
     vocabulary,
 )
 from i2m2.data.multimodal_dataset import DataSplits
-from i2m2.experiments.registry import get_experiment
-from i2m2.experiments.spec import StageConfig
-from i2m2.models.builders.easy_vqa import (
-    easy_vqa_image_classifier,
-    easy_vqa_late_fusion,
-    easy_vqa_question_classifier,
-)
+from i2m2.experiment import StageConfig
+from i2m2.experiments.easy_vqa import easy_vqa_late_fusion, easy_vqa_unimodal_classifier
 from i2m2.models.encoders.cnn import SmallCNN
 from i2m2.models.encoders.text import QuestionEncoder
 from i2m2.models.fusion import LateFusion
@@ -176,8 +172,8 @@ def test_experiment_is_registered():
     model = build_method(
         "i2m2",
         experiment.modalities,
-        unimodal=lambda m: experiment.build_unimodal(m, ""),
-        inter=lambda mods: experiment.build_inter["lf"](mods, ""),
+        unimodal=lambda m: experiment.build_unimodal(m, NUM_CLASSES, ""),
+        inter=lambda mods: experiment.build_inter["lf"](mods, NUM_CLASSES, ""),
         num_classes=NUM_CLASSES,
     )
     batch = {"image": torch.rand(2, 3, 64, 64), "question": torch.randint(0, 20, (2, MAX_QUESTION_LENGTH))}
@@ -190,9 +186,9 @@ def test_encoders_and_builders_shapes():
     questions = torch.randint(2, vocab, (4, MAX_QUESTION_LENGTH))
     assert SmallCNN()(images).shape == (4, 64)
     assert QuestionEncoder(vocab)(questions).shape == (4, 64)
-    assert easy_vqa_image_classifier()(images).shape == (4, NUM_CLASSES)
-    assert easy_vqa_question_classifier(vocab)(questions).shape == (4, NUM_CLASSES)
-    fusion = easy_vqa_late_fusion(vocab)
+    assert easy_vqa_unimodal_classifier("image", NUM_CLASSES)(images).shape == (4, NUM_CLASSES)
+    assert easy_vqa_unimodal_classifier("question", NUM_CLASSES)(questions).shape == (4, NUM_CLASSES)
+    fusion = easy_vqa_late_fusion(("image", "question"), NUM_CLASSES)
     assert fusion.modalities == ("image", "question")
     assert fusion({"image": images, "question": questions}).shape == (4, NUM_CLASSES)
     with pytest.raises(ValueError, match=r"expected \(batch, channels, 64, 64\)"):

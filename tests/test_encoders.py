@@ -6,13 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from i2m2.models.builders.avmnist import (
-    avmnist_audio_classifier,
-    avmnist_image_classifier,
-    avmnist_late_fusion,
-    avmnist_lrtf,
-)
-from i2m2.models.builders.mimic import mimic_late_fusion, mimic_unimodal_classifier
+from i2m2.experiments.avmnist import avmnist_late_fusion, avmnist_lrtf, avmnist_unimodal_classifier
+from i2m2.experiments.mimic import mimic_late_fusion, mimic_unimodal_classifier
 from i2m2.models.encoders import GRUEncoder, LeNet
 from i2m2.models.fusion import LateFusion, LowRankTensorFusion
 
@@ -74,19 +69,20 @@ def _check_trains(model: nn.Module, batch, classes: int) -> None:
 
 def test_avmnist_unimodal_classifiers():
     image, audio = torch.rand(3, 1, 28, 28), torch.rand(3, 1, 112, 112)
-    _check_trains(avmnist_image_classifier(), image, 10)
-    _check_trains(avmnist_audio_classifier(), audio, 10)
-    assert avmnist_image_classifier()[1][1].in_features == 48
-    assert avmnist_audio_classifier()[1][1].in_features == 192
+    _check_trains(avmnist_unimodal_classifier("image", 10), image, 10)
+    _check_trains(avmnist_unimodal_classifier("audio", 10), audio, 10)
+    assert avmnist_unimodal_classifier("image", 10)[1][1].in_features == 48
+    assert avmnist_unimodal_classifier("audio", 10)[1][1].in_features == 192
+    assert avmnist_unimodal_classifier("image", 7)[1][-1].out_features == 7  # classes come from the caller
 
 
 def test_avmnist_fusions_match_the_paper():
     batch = {"image": torch.rand(3, 1, 28, 28), "audio": torch.rand(3, 1, 112, 112)}
-    lf = avmnist_late_fusion()
+    lf = avmnist_late_fusion(("image", "audio"), 10)
     assert isinstance(lf, LateFusion) and lf.modalities == ("image", "audio")
     assert lf.head[1].in_features == 240 and lf.head[1].out_features == 100
     _check_trains(lf, batch, 10)
-    lrtf = avmnist_lrtf()
+    lrtf = avmnist_lrtf(("image", "audio"), 10)
     assert isinstance(lrtf, LowRankTensorFusion)
     assert lrtf.factors["image"].shape == (40, 49, 120)  # rank 40, 48 features + 1, output 120
     assert lrtf.factors["audio"].shape == (40, 193, 120)
@@ -99,7 +95,7 @@ def test_mimic_models(classes):
     static, series = torch.randn(5, 5), torch.randn(5, 24, 12)
     _check_trains(mimic_unimodal_classifier("static", classes), static, classes)
     _check_trains(mimic_unimodal_classifier("timeseries", classes), series, classes)
-    lf = mimic_late_fusion(classes)
+    lf = mimic_late_fusion(("static", "timeseries"), classes)
     assert lf.head[1].in_features == 730  # 10 static + 24 x 30 GRU states, as MultiBench
     assert lf.head[1].out_features == 40
     _check_trains(lf, {"static": static, "timeseries": series}, classes)
@@ -107,6 +103,6 @@ def test_mimic_models(classes):
 
 def test_unknown_modalities_are_named():
     with pytest.raises(ValueError, match="unknown AV-MNIST modality 'video'"):
-        avmnist_late_fusion(("image", "video"))
+        avmnist_late_fusion(("image", "video"), 10)
     with pytest.raises(ValueError, match="unknown MIMIC modality 'notes'"):
         mimic_unimodal_classifier("notes", 2)

@@ -33,7 +33,7 @@ def test_run_produces_every_row_of_table_2(tmp_path, capsys):
 
 def test_one_task_alone(tmp_path):
     write_pickle(tmp_path / "im.pk", make_arrays(n=40))
-    argv = ["run", "mimic-icd9-140-239", "--data-dir", str(tmp_path / "im.pk"), "--seeds", "1"]
+    argv = ["run", "mimic", "--tasks", "icd9_140_239", "--data-dir", str(tmp_path / "im.pk"), "--seeds", "1"]
     assert main([*argv, "--max-epochs", "1", "--methods", "inter", "--out", str(tmp_path / "run")]) == 0
     rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
     assert [(row["group"], row["method"]) for row in rows] == [("icd9_140_239", "inter")]
@@ -46,7 +46,16 @@ def test_malicious_pickle_is_one_line_and_exit_2(tmp_path, capsys):
 
     write_pickle(tmp_path / "im.pk", {**make_arrays(n=20), "x": Payload()})
     code = main(
-        ["run", "mimic-mortality", "--data-dir", str(tmp_path / "im.pk"), "--out", str(tmp_path / "run")]
+        [
+            "run",
+            "mimic",
+            "--tasks",
+            "mortality",
+            "--data-dir",
+            str(tmp_path / "im.pk"),
+            "--out",
+            str(tmp_path / "run"),
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1

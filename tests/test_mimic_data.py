@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from i2m2.catalog import get_experiment
 from i2m2.data.mimic import load_mimic, task_labels
 from i2m2.data.safe_pickle import safe_load_pickle
 from i2m2.errors import DataError
-from i2m2.experiments.registry import get_experiment
 from i2m2.models.methods import build_method
 
 # Rows of adm_labels_all and the mortality class MultiBench's rule gives them (column 0 is not used).
@@ -257,15 +257,15 @@ def test_too_few_rows_and_unknown_task(tmp_path):
 @pytest.mark.parametrize(
     ("name", "groups"),
     [
-        ("mimic", ("mortality", "icd9_140_239", "icd9_460_519")),
-        ("mimic-mortality", ("mortality",)),
-        ("mimic-icd9-460-519", ("icd9_460_519",)),
+        (None, ("mortality", "icd9_140_239", "icd9_460_519")),
+        (["mortality"], ("mortality",)),
+        (["icd9_460_519"], ("icd9_460_519",)),
     ],
 )
 def test_experiments_build_every_method(tmp_path, name, groups):
-    experiment = get_experiment(name)
+    experiment = get_experiment("mimic", tasks=name)
     assert experiment.groups == groups and experiment.modalities == ("static", "timeseries")
-    stage = experiment.stage1_config("static")
+    stage = experiment.recipe.stage1("static")
     assert (stage.optimizer, stage.lr, stage.batch_size, stage.max_epochs) == ("rmsprop", 1e-3, 40, 20)
     write_pickle(tmp_path / "im.pk", make_arrays())
     for group in groups:
@@ -279,8 +279,8 @@ def test_experiments_build_every_method(tmp_path, name, groups):
             model = build_method(
                 method,
                 experiment.modalities,
-                unimodal=lambda m, g=group: experiment.build_unimodal(m, g),
-                inter=lambda mods, g=group: experiment.build_inter["lf"](mods, g),
+                unimodal=lambda m, g=group, c=classes: experiment.build_unimodal(m, c, g),
+                inter=lambda mods, g=group, c=classes: experiment.build_inter["lf"](mods, c, g),
                 num_classes=classes,
             )
             assert model(batch).shape == (4, classes)

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from i2m2.catalog import get_experiment
 from i2m2.data.synthetic import SyntheticTask
-from i2m2.experiments.registry import get_experiment
-from i2m2.experiments.spec import StageConfig
+from i2m2.experiment import StageConfig
 from i2m2.models.methods import build_method
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import create_fusion
-from i2m2.training import runner as runner_module
-from i2m2.atomic import load_checkpoint
-from i2m2.training.fit import fit_and_test
+from i2m2.runs.folder import RunFolder
 from i2m2.runs.predictions import job_stem, load_predictions
-from i2m2.training.runner import Runner
+from i2m2.training import comparison as runner_module
+from i2m2.training.comparison import Comparison, RunOptions
+from i2m2.training.fit import fit_and_test
 from i2m2.training.scale import ScaleConfig
 
 DIM, K = 8, 4
@@ -84,9 +84,10 @@ def test_same_seed_same_metrics(tmp_path):
 def run_synthetic(out: Path, **kwargs) -> dict:
     experiment = get_experiment("synthetic")
     experiment.groups = ("inter-dominant",)
-    kwargs.setdefault("seeds", [0])
+    kwargs.setdefault("seeds", 1)
     kwargs.setdefault("max_epochs", 3)
-    return Runner(experiment, out, log=lambda line: None, **kwargs).run()
+    folder = RunFolder(out, resume=kwargs.get("resume", False))
+    return Comparison(experiment, folder, RunOptions(**kwargs), log=lambda line: None).run()
 
 
 def test_run_writes_every_file(tmp_path):
@@ -113,8 +114,10 @@ def test_run_writes_every_file(tmp_path):
     assert set(predictions.experts) == {"m0", "m1", "inter"}
     assert set(predictions.withheld) == {"m0", "m1"}
     assert predictions.log_probs.shape == (len(predictions.labels), 4)
-    checkpoint = load_checkpoint(out / "checkpoints" / "inter-dominant__i2m2__seed0.pt")
-    assert checkpoint["hyper_parameters"]["init_from"] == ["unimodal:m0", "unimodal:m1", "inter"]
+    checkpoint = torch.load(out / "checkpoints" / "inter-dominant__i2m2__seed0.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["job"]["init_from"] == ["unimodal:m0", "unimodal:m1", "inter"]
+    curve = (out / "logs" / "inter-dominant__i2m2__seed0" / "metrics.csv").read_text().splitlines()
+    assert curve[0].startswith("epoch,step") and "val/acc" in curve[0] and len(curve) >= 3
     assert not list(out.rglob("*.tmp"))
 
 
@@ -132,8 +135,9 @@ def test_stage_two_starts_from_stage_one_weights(tmp_path, monkeypatch):
     start = seen["m0,m1,inter"]
     for source in ("unimodal:m0", "unimodal:m1", "inter"):
         stem = job_stem("inter-dominant", source, 0)
-        trained = load_checkpoint(tmp_path / "run" / "checkpoints" / f"{stem}.pt")
-        for key, value in trained["state_dict"].items():
+        trained = RunFolder(tmp_path / "run").load_weights(stem)
+        assert trained
+        for key, value in trained.items():
             assert torch.equal(start[key], value), key
 
 
@@ -179,7 +183,7 @@ def test_ddp_two_processes_agree_with_one():
     data = splits(intra=1.0, inter=2.0, n_train=400)
     one = fit_and_test(small_method("i2m2"), data, FAST, seed=0, predict=False)
     ddp = ScaleConfig(accelerator="cpu", devices=2, strategy="ddp_spawn")
-    frozen = StageConfig(optimizer="sgd", lr=0.0, max_epochs=1, batch_size=100)
+    frozen = StageConfig(optimizer="sgd", lr=1e-12, max_epochs=1, batch_size=100)
     model = small_method("i2m2")
     model.load_state_dict(one.state_dict)
     two = fit_and_test(model, data, frozen, seed=0, scale=ddp, predict=False)

@@ -13,8 +13,8 @@ from i2m2.analysis.groups import groups_analysis
 from i2m2.analysis.missing import missing_analysis
 from i2m2.analysis.rescue import rescue_analysis
 from i2m2.analysis.run_data import RunData, load_run
-from i2m2.errors import UserError
 from i2m2.atomic import atomic_write
+from i2m2.errors import UserError
 
 ANALYSES: dict[str, Callable[[RunData], list[Artifact]]] = {
     "entropy": entropy_analysis,

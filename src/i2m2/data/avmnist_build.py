@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from i2m2.errors import DataError, UserError
 from i2m2.atomic import atomic_write, atomic_write_text
+from i2m2.errors import DataError, UserError
 
 SAMPLE_RATE = 8000
 SIZE = 112

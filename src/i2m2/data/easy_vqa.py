@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from i2m2.atomic import atomic_write
 from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.errors import DataError, UserError
-from i2m2.atomic import atomic_write
 
 MODALITIES = ("image", "question")
 NUM_CLASSES = 13

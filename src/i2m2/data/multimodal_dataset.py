@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 
 class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
@@ -39,6 +39,16 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Tensor]:
         return {m: x[index] for m, x in self.inputs.items()}, self.labels[index]
 
+    def __getitems__(self, indices: list[int]) -> tuple[dict[str, Tensor], Tensor]:
+        """A whole batch by slicing each tensor once (a DataLoader calls this instead of per-example
+        ``__getitem__`` + collate; pair it with :func:`already_batched` as the ``collate_fn``)."""
+        if (
+            type(self).__getitem__ is not MultimodalDataset.__getitem__
+        ):  # a subclass that stores data its own way
+            return default_collate([self[i] for i in indices])  # type: ignore[no-any-return,unused-ignore]
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {m: x[index] for m, x in self.inputs.items()}, self.labels[index]
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.inputs)
@@ -47,6 +57,11 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         """The examples at ``index`` (a tensor of positions), as a new dataset sharing no state."""
         groups = None if self.groups is None else self.groups[index]
         return MultimodalDataset({m: x[index] for m, x in self.inputs.items()}, self.labels[index], groups)
+
+
+def already_batched(batch: tuple[dict[str, Tensor], Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    """The ``collate_fn`` for :class:`MultimodalDataset`: its ``__getitems__`` already returns a batch."""
+    return batch
 
 
 @dataclass

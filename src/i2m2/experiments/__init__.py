@@ -1,1 +1,1 @@
-"""The paper's experiments (and the synthetic demo) as :class:`Experiment` definitions."""
+"""The built-in experiments, one file each; every module here is discovered by :mod:`i2m2.catalog`."""

@@ -14,18 +14,15 @@ from pathlib import Path
 
 from torch import nn
 
+from i2m2.catalog import register_experiment
 from i2m2.data.multimodal_dataset import DataSplits
 from i2m2.data.synthetic import SyntheticTask
-from i2m2.experiments.registry import register_experiment
-from i2m2.experiments.spec import Experiment, StageConfig
+from i2m2.errors import UserError
+from i2m2.experiment import Experiment, Recipe, StageConfig
 from i2m2.models.expert import Expert
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import create_fusion
 
-NUM_CLASSES = 4
-DIM = 16
-HIDDEN = 64
-SIZES = {"n_train": 800, "n_val": 500, "n_test": 4000}
 # (intra, inter) strength per regime; noise is 1.
 REGIMES: dict[str, tuple[float, float]] = {
     "intra-dominant": (1.0, 0.0),
@@ -34,39 +31,61 @@ REGIMES: dict[str, tuple[float, float]] = {
 }
 
 
-def regime_task(group: str) -> SyntheticTask:
-    intra, inter = REGIMES[group]
-    return SyntheticTask(NUM_CLASSES, 2, DIM, intra=intra, inter=inter, noise=1.0, seed=0)
-
-
-def load_regime(group: str, data_dir: Path | None, seed: int) -> DataSplits:
-    return regime_task(group).splits(SIZES["n_train"], SIZES["n_val"], SIZES["n_test"], seed=seed)
-
-
-def unimodal_classifier(modality: str, group: str) -> nn.Module:
-    return MLP(DIM, [HIDDEN], NUM_CLASSES)
-
-
-def late_fusion(modalities: tuple[str, ...], group: str) -> Expert:
-    return create_fusion("late", dict.fromkeys(modalities, DIM), NUM_CLASSES, hidden=HIDDEN)
-
-
 @register_experiment("synthetic")
-def synthetic() -> Experiment:
-    stage = StageConfig(
-        optimizer="adam", lr=3e-3, weight_decay=1e-4, max_epochs=30, batch_size=128, patience=6
-    )
+def synthetic(
+    num_classes: int = 4,
+    num_modalities: int = 2,
+    dim: int = 16,
+    hidden: int = 64,
+    n_train: int = 800,
+    n_val: int = 500,
+    n_test: int = 4000,
+    regimes: list[str] | None = None,
+) -> Experiment:
+    """The demo: the paper's generative process (Eq. 1) in three regimes (intra, inter, both).
+
+    Args:
+        num_classes: K.
+        num_modalities: M (modalities m0, m1, ...).
+        dim: size of each modality's vector.
+        hidden: width of every MLP.
+        n_train: training examples per seed.
+        n_val: validation examples per seed.
+        n_test: test examples per seed.
+        regimes: some of ``intra-dominant``, ``inter-dominant``, ``both`` (default: all three).
+    """
+    chosen = tuple(regimes or REGIMES)
+    unknown = [r for r in chosen if r not in REGIMES]
+    if unknown:
+        raise UserError(f"--regimes: unknown regime(s) {unknown}; expected some of {list(REGIMES)}")
+    modalities = tuple(f"m{i}" for i in range(num_modalities))
+
+    def load(group: str, data_dir: Path | None, seed: int) -> DataSplits:
+        intra, inter = REGIMES[group]
+        task = SyntheticTask(num_classes, num_modalities, dim, intra=intra, inter=inter, noise=1.0, seed=0)
+        return task.splits(n_train, n_val, n_test, seed=seed)
+
+    def unimodal(modality: str, classes: int, group: str) -> nn.Module:
+        return MLP(dim, [hidden], classes)
+
+    def late_fusion(fused: tuple[str, ...], classes: int, group: str) -> Expert:
+        return create_fusion("late", dict.fromkeys(fused, dim), classes, hidden=hidden)
+
     return Experiment(
         name="synthetic",
         description="Synthetic data from the paper's generative process (Eq. 1) in three regimes",
-        modalities=("m0", "m1"),
-        num_classes=NUM_CLASSES,
-        load_data=load_regime,
-        build_unimodal=unimodal_classifier,
+        modalities=modalities,
+        num_classes=num_classes,
+        load_data=load,
+        build_unimodal=unimodal,
         build_inter={"lf": late_fusion},
-        pretrain=stage,
-        finetune=StageConfig(
-            optimizer="adam", lr=1e-3, weight_decay=1e-4, max_epochs=15, batch_size=128, patience=4
+        recipe=Recipe(
+            pretrain=StageConfig(
+                optimizer="adam", lr=3e-3, weight_decay=1e-4, max_epochs=30, batch_size=128, patience=6
+            ),
+            finetune=StageConfig(
+                optimizer="adam", lr=1e-3, weight_decay=1e-4, max_epochs=15, batch_size=128, patience=4
+            ),
         ),
-        groups=tuple(REGIMES),
+        groups=chosen,
     )

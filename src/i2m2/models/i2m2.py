@@ -94,12 +94,19 @@ class I2M2(nn.Module):
         self.log_prior = (counts / counts.sum(-1, keepdim=True)).log()
 
     def expert_logits(
-        self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False
+        self,
+        batch: Batch,
+        present: Mapping[str, Tensor] | None = None,
+        allow_missing: bool = False,
+        check_values: bool = True,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Run every expert whose modalities are in the batch.
 
         Rows marked absent are zero-filled before the experts see them, so a placeholder there (NaN,
         garbage) cannot leak into the present rows (batch norm) or into the gradients.
+
+        ``check_values=False`` skips the NaN/inf scan of the inputs (a host-device sync): trainers check the
+        data where it enters instead of on every step.
 
         Returns ``(logits, masks)``: logits ``(B, C)`` (``(B, T, C)`` with tasks) per expert that ran
         and, per expert, a boolean ``(B,)`` mask of the examples where all its modalities are present.
@@ -120,7 +127,13 @@ class I2M2(nn.Module):
         inputs = dict(batch)
         for m in self.modalities:
             if m in batch:
-                check_modality(m, batch[m], self.input_specs.get(m), present_rows[m])
+                check_modality(
+                    m,
+                    batch[m],
+                    self.input_specs.get(m),
+                    present_rows[m] if check_values else None,
+                    check_values,
+                )
                 if present is not None and m in present:
                     rows = present_rows[m].view(-1, *[1] * (batch[m].dim() - 1))
                     inputs[m] = torch.where(rows, batch[m], torch.zeros_like(batch[m]))

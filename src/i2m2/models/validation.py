@@ -23,7 +23,11 @@ class InputSpec:
 
 
 def check_modality(
-    name: str, value: object, spec: InputSpec | None = None, rows: Tensor | None = None
+    name: str,
+    value: object,
+    spec: InputSpec | None = None,
+    rows: Tensor | None = None,
+    check_values: bool = True,
 ) -> None:
     """Validate one modality's tensor: a Tensor with a batch axis, finite, matching ``spec`` if given.
 
@@ -34,7 +38,11 @@ def check_modality(
     if value.dim() == 0:
         raise ValueError(f"modality '{name}': expected a batch axis first, got a scalar tensor")
     if spec is not None and spec.dtype is not None and value.dtype != spec.dtype:
-        raise ValueError(f"modality '{name}': expected dtype {spec.dtype}, got {value.dtype}")
+        convert = {torch.float32: "x.float()", torch.int64: "x.long()"}.get(spec.dtype, f"x.to({spec.dtype})")
+        raise ValueError(
+            f"modality '{name}': expected dtype {spec.dtype}, got {value.dtype}; "
+            f"convert with {convert} or let the data layer cast it"
+        )
     if spec is not None and spec.shape is not None:
         got = tuple(value.shape[1:])
         ok = len(got) == len(spec.shape) and all(
@@ -46,7 +54,7 @@ def check_modality(
                 f"modality '{name}': expected shape (batch, {', '.join(map(str, want))}), "
                 f"got {tuple(value.shape)}"
             )
-    if value.is_floating_point() or value.is_complex():
+    if check_values and (value.is_floating_point() or value.is_complex()):
         checked = value if rows is None else value[rows.to(value.device)]
         if not torch.isfinite(checked).all():
             raise ValueError(f"modality '{name}': contains NaN or infinite values")

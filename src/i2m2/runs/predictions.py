@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from i2m2.errors import DataError
 from i2m2.atomic import atomic_write
+from i2m2.errors import DataError
 
 PREDICTIONS_DIR = "predictions"
 

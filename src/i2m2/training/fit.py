@@ -1,9 +1,12 @@
-"""One training job: fit a method with early stopping on validation, test its best checkpoint, predict."""
+"""One training job: fit a method with early stopping on validation, then test its best checkpoint once.
+
+One Trainer does the whole job: ``fit``, then ``test(ckpt_path="best")``, which also yields the
+per-example predictions (each expert runs once per test batch; every product is derived from those logits).
+"""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +16,14 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 
-from i2m2.data.multimodal_dataset import DataSplits
-from i2m2.experiments.spec import StageConfig
+from i2m2.experiment import Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
+from i2m2.runs.predictions import Predictions
 from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.lightning_module import MethodModule
-from i2m2.runs.predictions import Predictions
 from i2m2.training.progress import EpochLogLines
 from i2m2.training.scale import ScaleConfig
 
@@ -32,6 +36,7 @@ class FitResult:
     state_dict: dict[str, torch.Tensor]
     predictions: Predictions | None
     epochs: int
+    checkpoint: Path | None
 
 
 def quiet_lightning() -> None:
@@ -41,11 +46,15 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings(
+        "ignore", message=".*The number of training batches .* is smaller than the logging.*"
+    )
 
 
 def fit_and_test(
     model: I2M2,
-    splits: DataSplits,
+    splits: Splits,
     config: StageConfig,
     seed: int,
     monitor: str = "acc",
@@ -53,57 +62,94 @@ def fit_and_test(
     progress_bar: bool = False,
     epoch_lines: str | None = None,
     predict: bool = True,
-    workdir: Path | None = None,
+    checkpoint: Path | None = None,
+    log_dir: Path | None = None,
+    job: dict[str, Any] | None = None,
+    num_workers: int = 0,
 ) -> FitResult:
     """Train ``model`` with ``config``, select the best validation epoch, and evaluate it on test.
 
-    Every evaluation runs in ``eval()`` mode (Lightning switches BatchNorm and dropout for validation,
-    test and predict). The model's weights are the best checkpoint's when this returns.
-    ``epoch_lines``, when not None, prints one plain line per epoch starting with it (logs, CI).
+    Every evaluation runs in ``eval()`` mode (Lightning switches BatchNorm and dropout for validation and
+    test). The model's weights are the best checkpoint's when this returns.
+
+    Args:
+        checkpoint: where ``ModelCheckpoint`` keeps the best epoch (``.../NAME.ckpt``); ``None`` keeps it
+            in memory only (``ModelCheckpoint`` in a folder Lightning picks, removed afterwards).
+        log_dir: where ``CSVLogger`` writes the learning curve (``metrics.csv``); ``None`` for none.
+        epoch_lines: when not None, print one plain line per epoch starting with it (logs, CI).
+        job: plain facts kept in the checkpoint's hyperparameters.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     scale = scale or ScaleConfig()
     module = MethodModule(
-        model, splits.num_classes, config.optimizer, config.lr, config.weight_decay, config.momentum
+        model,
+        splits.num_classes,
+        config.optimizer,
+        config.lr,
+        config.weight_decay,
+        config.momentum,
+        job=job,
     )
-    data = SplitsDataModule(splits, batch_size=config.batch_size)
+    module.step_logging = progress_bar
+    data = SplitsDataModule(
+        splits, batch_size=config.batch_size, num_workers=num_workers, pin_memory=scale.uses_gpu()
+    )
     mode = "min" if monitor == "loss" else "max"
-    with tempfile.TemporaryDirectory(dir=workdir, prefix=".fit-") as tmp:
-        checkpoint = ModelCheckpoint(
-            dirpath=tmp,
-            monitor=f"val/{monitor}",
-            mode=mode,
-            save_top_k=1,
-            filename="best",
-            save_weights_only=True,
-        )
-        callbacks: list[pl.Callback] = [checkpoint]
-        if config.patience is not None:
-            callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
-        if epoch_lines is not None and not progress_bar:
-            callbacks.append(EpochLogLines(epoch_lines))
-        trainer = pl.Trainer(
-            max_epochs=config.max_epochs,
-            gradient_clip_val=config.gradient_clip_val,
-            callbacks=callbacks,
-            logger=False,
-            enable_progress_bar=progress_bar,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            **scale.trainer_kwargs(),
-        )
-        trainer.fit(module, datamodule=data)
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(best["state_dict"])
-        tested = trainer.test(module, datamodule=data, verbose=False)
+    keep_file = checkpoint is not None
+    if checkpoint is None:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="i2m2-fit-")
+        checkpoint = Path(scratch.name) / "best.ckpt"
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        checkpoint.unlink(missing_ok=True)  # a partial one from an interrupted run of this job
+    best = ModelCheckpoint(
+        dirpath=checkpoint.parent,
+        filename=checkpoint.stem,
+        monitor=f"val/{monitor}",
+        mode=mode,
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[pl.Callback] = [best]
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
+    if epoch_lines is not None and not progress_bar:
+        callbacks.append(EpochLogLines(epoch_lines))
+    logger = CSVLogger(log_dir.parent, name=log_dir.name, version="") if log_dir is not None else False
+    trainer = pl.Trainer(
+        max_epochs=config.max_epochs,
+        gradient_clip_val=config.gradient_clip_val,
+        callbacks=callbacks,
+        logger=logger,
+        log_every_n_steps=1 if progress_bar else 50,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **scale.trainer_kwargs(),
+    )
+    trainer.fit(module, datamodule=data)
+    single_process = trainer.world_size == 1
+    module.collect_predictions = predict and single_process
+    module.test_outputs = []
+    tested = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in tested[0].items()}
-    predictions = predict_test(module, data, scale) if predict else None
+    predictions: Predictions | None = None
+    if predict:
+        outputs = module.test_outputs if single_process else predict_on_one_device(module, data, scale)
+        predictions = gather_predictions(outputs, splits)
+    module.test_outputs = []
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
-    return FitResult(metrics, state, predictions, trainer.current_epoch)
+    if not keep_file:
+        scratch.cleanup()
+    return FitResult(metrics, state, predictions, trainer.current_epoch, checkpoint if keep_file else None)
 
 
-def predict_test(module: MethodModule, data: SplitsDataModule, scale: ScaleConfig) -> Predictions:
-    """Per-example test predictions, gathered on one device so that every example appears once."""
+def predict_on_one_device(module: MethodModule, data: SplitsDataModule, scale: ScaleConfig) -> list[Any]:
+    """Under multi-process DDP each rank tests a shard; predictions are taken once more on one device so
+    that every example appears once, in order."""
     trainer = pl.Trainer(
         accelerator=scale.accelerator,
         devices=1,
@@ -111,17 +157,19 @@ def predict_test(module: MethodModule, data: SplitsDataModule, scale: ScaleConfi
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    batches: list[dict[str, Any]] = trainer.predict(module, datamodule=data)  # type: ignore[assignment]
+    return trainer.predict(module, datamodule=data)  # type: ignore[return-value]
 
+
+def gather_predictions(batches: list[dict[str, Any]], splits: Splits) -> Predictions:
     def cat(get: Any) -> np.ndarray:
-        return torch.cat([get(b).float().cpu() for b in batches]).numpy()
+        return torch.cat([get(b).float() for b in batches]).numpy()
 
     first = batches[0]
-    groups = getattr(data.splits.test, "groups", None) if data.splits is not None else None
+    groups = getattr(splits.test, "groups", None)
     return Predictions(
         labels=cat(lambda b: b["labels"]).astype(np.int64),
         log_probs=cat(lambda b: b["log_probs"]),
         experts={n: cat(lambda b, n=n: b["experts"][n]) for n in first["experts"]},
         withheld={m: cat(lambda b, m=m: b["withheld"][m]) for m in first["withheld"]},
-        groups=None if groups is None else groups.numpy(),
+        groups=None if groups is None else np.asarray(groups),
     )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from i2m2.models.i2m2 import I2M2
+from i2m2.models.product_of_experts import product_of_experts
 from i2m2.models.validation import check_labels
 from i2m2.training.metrics import classification_metrics
 
@@ -25,6 +26,10 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 class MethodModule(pl.LightningModule):
     """Wraps an :class:`I2M2` model (any selection of experts) with its optimizer and metrics.
 
+    The training step is kept lean: inputs and labels are checked on the first batch of each loader
+    (their values cost a host-device sync), and the step's loss is logged per step only when a
+    progress bar shows it.
+
     Args:
         model: the method to train; its ``log p(y|x)`` is trained with the negative log-likelihood.
         num_classes: C.
@@ -32,6 +37,7 @@ class MethodModule(pl.LightningModule):
         lr: learning rate.
         weight_decay: L2 penalty (decoupled for adamw).
         momentum: SGD momentum.
+        job: plain facts about the job (experiment, method, group, seed) kept in its checkpoints.
     """
 
     def __init__(
@@ -42,10 +48,13 @@ class MethodModule(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         momentum: float = 0.9,
+        job: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{optimizer}'; expected one of {sorted(OPTIMIZERS)}")
+        if model.num_classes is not None and model.num_classes != num_classes:
+            raise ValueError(f"the model has {model.num_classes} classes, num_classes={num_classes}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.num_classes = num_classes
@@ -55,50 +64,81 @@ class MethodModule(pl.LightningModule):
         self.momentum = momentum
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.test_metrics = classification_metrics(num_classes, "test/")
+        self.step_logging = True  # per-step loss in the progress bar; the trainer turns it off without one
+        self.collect_predictions = False  # keep per-example test outputs (one process only)
+        self.test_outputs: list[dict[str, Any]] = []
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.model(inputs)
 
-    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    def _outputs(self, batch: Batch, batch_idx: int) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+        """Each expert's logits and masks, run once; the first batch of a loader checks its values."""
         inputs, labels = batch
-        check_labels(labels, self.num_classes)
-        log_probs = self.model(inputs)
-        return F.nll_loss(log_probs, labels), log_probs, labels
+        check = batch_idx == 0
+        if check:
+            check_labels(labels, self.num_classes)
+        logits, masks = self.model.expert_logits(inputs, check_values=check)
+        return logits, masks, labels
+
+    def _log_probs(self, logits: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
+        return product_of_experts(list(logits.values()), list(masks.values()), self.model.log_prior)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss, _, labels = self._loss(batch)
-        # The bar shows each step's loss; at the end of an epoch train/loss holds the epoch's mean.
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
+        logits, masks, labels = self._outputs(batch, batch_idx)
+        loss = F.nll_loss(self._log_probs(logits, masks), labels)
+        # With a bar the step's loss shows; either way train/loss at epoch end is the epoch's mean.
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            on_step=self.step_logging,
+            on_epoch=True,
+            batch_size=len(labels),
+        )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, log_probs, labels = self._loss(batch)
+        logits, masks, labels = self._outputs(batch, batch_idx)
+        log_probs = self._log_probs(logits, masks)
         self.val_metrics.update(log_probs.exp(), labels)
-        self.log("val/loss", loss, sync_dist=True, batch_size=len(labels))
+        self.log("val/loss", F.nll_loss(log_probs, labels), sync_dist=True, batch_size=len(labels))
         self.log_dict(self.val_metrics, prog_bar=True, batch_size=len(labels))
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, log_probs, labels = self._loss(batch)
+        logits, masks, labels = self._outputs(batch, batch_idx)
+        log_probs = self._log_probs(logits, masks)
         self.test_metrics.update(log_probs.exp(), labels)
-        self.log("test/loss", loss, sync_dist=True, batch_size=len(labels))
+        self.log("test/loss", F.nll_loss(log_probs, labels), sync_dist=True, batch_size=len(labels))
         self.log_dict(self.test_metrics, batch_size=len(labels))
+        if self.collect_predictions:
+            self.test_outputs.append(self._predictions(logits, masks, labels, log_probs))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """The method's log-probabilities, each expert's own, and the method with each modality withheld."""
-        inputs, labels = batch
-        logits, _ = self.model.expert_logits(inputs)
-        out: dict[str, Any] = {
-            "labels": labels,
-            "log_probs": self.model(inputs),
-            "experts": {name: F.log_softmax(z, dim=-1) for name, z in logits.items()},
-            "withheld": {},
-        }
+        logits, masks, labels = self._outputs(batch, batch_idx)
+        return self._predictions(logits, masks, labels, self._log_probs(logits, masks))
+
+    def _predictions(
+        self, logits: dict[str, Tensor], masks: dict[str, Tensor], labels: Tensor, log_probs: Tensor
+    ) -> dict[str, Any]:
+        """Every output the analyses read, derived from one pass of each expert.
+
+        Withholding a modality removes the experts that read it from the product (as a presence mask
+        marking it absent would), so no expert runs again.
+        """
+        experts = self.model.named_experts()
+        withheld = {}
         modalities = self.model.modalities
         if len(modalities) > 1:
             for m in modalities:
-                absent = {m: torch.zeros(len(labels), dtype=torch.bool, device=labels.device)}
-                out["withheld"][m] = self.model(inputs, present=absent)
-        return out
+                kept = {n: mask & (m not in experts[n].modalities) for n, mask in masks.items()}
+                withheld[m] = self._log_probs(logits, kept).cpu()
+        return {
+            "labels": labels.cpu(),
+            "log_probs": log_probs.cpu(),
+            "experts": {name: F.log_softmax(z, dim=-1).cpu() for name, z in logits.items()},
+            "withheld": withheld,
+        }
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         options: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -11,18 +11,31 @@ class ScaleConfig:
     """Accelerator, devices, strategy and nodes, as Lightning's ``Trainer`` takes them.
 
     Args:
-        accelerator: ``cpu``, ``gpu``, ``auto``, ...
-        devices: number of devices per node (or ``auto``).
+        accelerator: ``cpu``, ``gpu``, ``cuda``, ``mps`` or ``auto``.
+        devices: devices per node, or ``auto``.
         strategy: ``auto``, ``ddp``, ``ddp_spawn``, ``fsdp``, ...
         num_nodes: machines taking part (multi-node DDP).
-        precision: ``32-true``, ``bf16-mixed``, ...
+        precision: ``32-true``, ``bf16-mixed``, ``16-mixed``, ...
     """
 
-    accelerator: str = "auto"
-    devices: int | str = 1
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
+
+    def __post_init__(self) -> None:
+        if self.devices != "auto" and (not isinstance(self.devices, int) or self.devices < 1):
+            raise ValueError(f"devices: expected an integer >= 1 or 'auto', got {self.devices!r}")
+        if self.num_nodes < 1:
+            raise ValueError(f"num_nodes: expected an integer >= 1, got {self.num_nodes}")
+
+    def uses_gpu(self) -> bool:
+        import torch
+
+        return self.accelerator in ("gpu", "cuda") or (
+            self.accelerator == "auto" and torch.cuda.is_available()
+        )
 
     def trainer_kwargs(self) -> dict[str, Any]:
         return asdict(self)

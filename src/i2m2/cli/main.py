@@ -1,0 +1,119 @@
+"""Dispatch ``i2m2 COMMAND``: each command parses its own options (jsonargparse); errors are one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jsonargparse import ArgumentParser
+
+from i2m2.cli.errors import report
+from i2m2.cli.lightning import COMMANDS as LIGHTNING_COMMANDS
+from i2m2.errors import UserError
+
+
+def experiments_command(argv: list[str]) -> int:
+    from i2m2.catalog import experiment_names, get_factory
+
+    ArgumentParser(
+        prog="i2m2 experiments", exit_on_error=False, description="List the experiments 'i2m2 run' knows."
+    ).parse_args(argv)
+    names = experiment_names()
+    width = max(map(len, names))
+    for name, source in names.items():
+        doc = (get_factory(name).__doc__ or "").strip().splitlines()
+        first = doc[0] if doc else ""
+        where = "" if source == "built-in" else f"  [{source}]"
+        print(f"{name:{width}s}  {first}{where}")
+    return 0
+
+
+def analyze_command(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="i2m2 analyze",
+        exit_on_error=False,
+        description="Read a finished run folder and write tables and plots into RUN_DIR/analysis (or --out).",
+    )
+    parser.add_argument("run_dir", type=Path, help="a folder written by 'i2m2 run' or 'i2m2 demo'")
+    parser.add_argument(
+        "--out", type=Path | None, default=None, help="where to write (default: RUN_DIR/analysis)"
+    )
+    values = parser.parse_args(argv)
+    from i2m2.analysis.report import analyze_run
+
+    for path in analyze_run(values.run_dir, values.out):
+        print(path)
+    return 0
+
+
+def data_command(argv: list[str]) -> int:
+    from i2m2.cli.data import DATASETS, data_parser
+
+    if not argv or argv[0] not in DATASETS:
+        if argv and argv[0] in ("-h", "--help"):
+            print("usage: i2m2 data DATASET [options]\n\ndatasets:")
+            for name, (_, text) in DATASETS.items():
+                print(f"  {name:16s} {text}")
+            return 0
+        raise UserError(f"i2m2 data: expected a dataset, one of {list(DATASETS)}")
+    build, _ = DATASETS[argv[0]]
+    values = data_parser(argv[0], build).parse_args(argv[1:])
+    summary = build(**values.as_dict())
+    print(f"wrote {argv[0]} to {values.out}: {summary}")
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    from i2m2.cli.run import run_command
+
+    return run_command(argv)
+
+
+def demo(argv: list[str]) -> int:
+    from i2m2.cli.run import run_command
+
+    return run_command(argv, prog="i2m2 demo", demo=True)
+
+
+def lightning(command: str) -> Callable[[list[str]], int]:
+    def call(argv: list[str]) -> int:
+        from i2m2.cli.lightning import lightning_cli
+
+        lightning_cli([command, *argv])
+        return 0
+
+    return call
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "run": (run, "run a whole comparison: stage 1, stage 2, every method and seed"),
+    "demo": (demo, "the synthetic three-regime comparison (about 30 s on 2 CPU cores)"),
+    "experiments": (experiments_command, "list the experiments 'i2m2 run' knows"),
+    "data": (data_command, "build datasets from raw public sources, or simulated stand-ins"),
+    "analyze": (analyze_command, "entropy, rescue rate, per-group and missing-modality analyses of a run"),
+    **{name: (lightning(name), text) for name, text in LIGHTNING_COMMANDS.items()},
+}
+
+
+def usage() -> str:
+    lines = ["usage: i2m2 COMMAND [options]   (i2m2 COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:12s} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    command = args[0]
+    if command not in COMMANDS:
+        print(f"i2m2: error: unknown command '{command}'; expected one of {list(COMMANDS)}", file=sys.stderr)
+        return 2
+    handler, _ = COMMANDS[command]
+    return report(f"i2m2 {command}", lambda: handler(args[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

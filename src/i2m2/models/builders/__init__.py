@@ -1,1 +1,0 @@
-"""The paper's model configurations as small builder functions (hyperparameters live here, not in classes)."""
