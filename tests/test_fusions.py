@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from i2m2.models import registry
 from i2m2.models.expert import Expert
-from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, TensorFusion
+from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, NullTokenFusion, TensorFusion
 from i2m2.models.fusion.tensor import tensor_fusion_dim
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import FUSIONS, create_fusion, register_fusion
@@ -54,19 +55,24 @@ def test_unknown_fusion_names_the_choices() -> None:
 
 
 def test_tensor_fusion_is_the_kronecker_product_of_one_padded_features() -> None:
-    fusion = TensorFusion({"a": nn.Identity(), "b": nn.Identity(), "c": nn.Identity()}, nn.Identity())
+    identity = {"a": nn.Identity(), "b": nn.Identity(), "c": nn.Identity()}
+    fusion = TensorFusion(identity, nn.Identity(), normalize=False)
     a, b, c = torch.randn(2, 3), torch.randn(2, 2), torch.randn(2, 4)
     got = fusion({"a": a, "b": b, "c": c}).numpy()
+    scaled = TensorFusion(identity, nn.Identity())({"a": a, "b": b, "c": c}).numpy()  # unit-RMS features
     for i in range(2):
         pad = [np.append(x[i].numpy(), 1.0) for x in (a, b, c)]
         np.testing.assert_allclose(got[i], np.kron(np.kron(pad[0], pad[1]), pad[2]), rtol=1e-6)
+        pad = [np.append(x[i].numpy() / np.sqrt(np.mean(x[i].numpy() ** 2)), 1.0) for x in (a, b, c)]
+        np.testing.assert_allclose(scaled[i], np.kron(np.kron(pad[0], pad[1]), pad[2]), rtol=1e-4)
+    np.testing.assert_allclose(np.mean(scaled**2, axis=1), 1.0, rtol=1e-4)  # unit mean square for any M
     assert got.shape[1] == tensor_fusion_dim({"a": 3, "b": 2, "c": 4}) == 4 * 3 * 5
 
 
 def test_low_rank_tensor_fusion_equals_full_tensor_fusion_with_the_reconstructed_weight() -> None:
     # Liu et al. (2018): the rank-r weight W = sum_r w_r (W_a^r ⊗ W_b^r) applied to [a;1] ⊗ [b;1].
     lrtf = LowRankTensorFusion(
-        {"a": nn.Identity(), "b": nn.Identity()}, {"a": 3, "b": 2}, 4, 5, nn.Identity()
+        {"a": nn.Identity(), "b": nn.Identity()}, {"a": 3, "b": 2}, 4, 5, nn.Identity(), normalize=False
     )
     lrtf.double()
     nn.init.normal_(lrtf.bias)
@@ -160,3 +166,59 @@ def test_early_fusion_names_the_mismatched_shapes() -> None:
     fusion = EarlyFusion(["mag", "phase"], nn.Identity(), dim=1)
     with pytest.raises(ValueError, match=r"every other axis must match.*'mag': \(2, 1, 4, 5\)"):
         fusion({"mag": torch.randn(2, 1, 4, 5), "phase": torch.randn(2, 1, 4, 6)})
+
+
+def test_create_fusion_passes_each_fusions_own_options() -> None:
+    lrtf = create_fusion("lrtf", DIMS, num_classes=4, rank=4, output_dim=6, feature_dim=5, hidden=8)
+    assert isinstance(lrtf, LowRankTensorFusion)
+    assert lrtf.factors["m0"].shape == (4, 5 + 1, 6)
+    tensor = create_fusion("tensor", DIMS, num_classes=4, feature_dim=2, hidden=8)
+    assert isinstance(tensor, TensorFusion)
+    assert tensor({m: torch.randn(2, d) for m, d in DIMS.items()}).shape == (2, 4)
+    assert first_linear(tensor.head).in_features == tensor_fusion_dim(dict.fromkeys(DIMS, 2)) == 27
+    late = create_fusion("late", DIMS, num_classes=4, hidden=8, feature_dim=3)
+    assert isinstance(late, LateFusion) and first_linear(late.head).in_features == 3 * 3
+    null = create_fusion("null-token", DIMS, num_classes=4, subset_prob=0.25, min_modalities=2)
+    assert isinstance(null, NullTokenFusion) and (null.subset_prob, null.min_modalities) == (0.25, 2)
+    early = create_fusion("early", DIMS, num_classes=4, hidden=8, layers=3)
+    assert isinstance(early, EarlyFusion)
+    assert sum(isinstance(layer, nn.Linear) for layer in early.network.modules()) == 4
+
+
+def first_linear(module: nn.Module) -> nn.Linear:
+    return next(layer for layer in module.modules() if isinstance(layer, nn.Linear))
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_unknown_option_names_the_fusion_and_its_options(fusion: str) -> None:
+    with pytest.raises(TypeError, match=rf"fusion '{fusion}' has no option\(s\) \['rnak'\].*hidden=64"):
+        create_fusion(fusion, DIMS, num_classes=4, rnak=3)
+
+
+def test_tensor_fusion_warns_above_its_parameter_budget_and_names_the_feature_size() -> None:
+    dims = {f"m{i}": 4 for i in range(6)}
+    message = (
+        r"6 modalities has 250,972 parameters.*\(create_fusion\('tensor', ..., feature_dim=3\) has 66,406;"
+    )
+    with pytest.warns(UserWarning, match=message):
+        big = create_fusion("tensor", dims, num_classes=4, hidden=16, max_parameters=100_000)
+    assert sum(p.numel() for p in big.parameters()) == 250_972
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = create_fusion("tensor", dims, num_classes=4, hidden=16, feature_dim=3, max_parameters=100_000)
+    assert sum(p.numel() for p in small.parameters()) == 66_406
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_a_float_input_of_another_dtype_says_how_to_fix_it(fusion: str) -> None:
+    expert = create_fusion(fusion, DIMS, num_classes=4, hidden=8)
+    batch = {m: torch.randn(2, d) for m, d in DIMS.items()}
+    batch["m1"] = batch["m1"].double()
+    message = r"modality 'm1': expected dtype torch.float32, got torch.float64; convert with x.float\(\)"
+    with pytest.raises(ValueError, match=message):
+        expert(batch)
+    expert.double()
+    with pytest.raises(
+        ValueError, match=r"modality 'm0': .* got torch.float32; convert with x.to\(torch.float64\)"
+    ):
+        expert(batch)

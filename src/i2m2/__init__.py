@@ -12,7 +12,7 @@ from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.data.synthetic import SyntheticTask
 from i2m2.experiment import Experiment, Recipe, StageChanges, StageConfig
 from i2m2.models.expert import Expert, UnimodalExpert
-from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, TensorFusion
+from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, NullTokenFusion, TensorFusion
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.methods import build_method, experts_of, method_names
 from i2m2.models.mlp import MLP
@@ -43,6 +43,7 @@ __all__ = [
     "LateFusion",
     "LowRankTensorFusion",
     "MultimodalDataset",
+    "NullTokenFusion",
     "Recipe",
     "RunOptions",
     "StageChanges",

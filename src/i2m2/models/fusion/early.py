@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from i2m2.models.expert import Batch, Expert
+from i2m2.models.fusion.inputs import float_input, weight_dtype
 
 
 class EarlyFusion(Expert):
@@ -28,7 +29,8 @@ class EarlyFusion(Expert):
         self.dim = dim
 
     def forward(self, batch: Batch) -> Tensor:
-        inputs = [batch[m] for m in self.modalities]
+        dtype = weight_dtype(self)
+        inputs = [float_input(batch, m, dtype) for m in self.modalities]
         if self.flatten:
             return self.network(torch.cat([x.flatten(1) for x in inputs], dim=1))
         shapes = {m: tuple(x.shape) for m, x in zip(self.modalities, inputs, strict=True)}

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from i2m2.models.expert import Batch, Expert, feature_concat
+from i2m2.models.fusion.inputs import float_input, weight_dtype
 
 
 class LateFusion(Expert):
@@ -23,5 +24,6 @@ class LateFusion(Expert):
         self.head = head
 
     def forward(self, batch: Batch) -> Tensor:
-        features = [self.encoders[m](batch[m]) for m in self.modalities]
+        dtype = weight_dtype(self)
+        features = [self.encoders[m](float_input(batch, m, dtype)) for m in self.modalities]
         return self.head(feature_concat(features))
