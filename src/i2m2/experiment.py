@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from i2m2.models.expert import Expert
+from i2m2.objective import Objective
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 
@@ -30,7 +31,7 @@ class StageConfig:
         weight_decay: L2 penalty (decoupled for adamw; >= 0).
         momentum: SGD momentum (>= 0).
         max_epochs: upper bound on epochs (>= 1); early stopping may end sooner.
-        batch_size: examples per optimizer step (>= 1).
+        batch_size: examples per optimizer step (>= 1), shared among the processes under DDP.
         gradient_clip_val: clip the gradient norm to this value (> 0; None: no clipping).
         patience: early-stopping patience in epochs on the monitored validation metric (>= 0; None: off;
             the best validation epoch is still the one tested).
@@ -153,6 +154,8 @@ class Experiment:
         monitor: validation metric for early stopping and the best checkpoint (``acc``, ``auroc``, ...).
         group_names: optional names of per-example groups (e.g. question types) for analysis plots.
         default_fusions: the fusions run when ``--fusion`` is not given (default: all of ``build_inter``).
+        objective: loss and metrics when the target is not one label per example (several findings,
+            soft answers); default: single-label classification.
     """
 
     name: str
@@ -168,6 +171,7 @@ class Experiment:
     monitor: str = "acc"
     group_names: tuple[str, ...] = ()
     default_fusions: tuple[str, ...] | None = None
+    objective: Objective | None = None
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)

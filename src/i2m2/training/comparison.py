@@ -261,6 +261,7 @@ class Comparison:
             log_dir=self.folder.log_dir(stem),
             job=facts | {"stage": job.stage, "init_from": list(job.init_from), "config": asdict(config)},
             num_workers=self.options.num_workers,
+            objective=self.experiment.objective,
         )
         self._weights[job.method] = result.state_dict
         if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes

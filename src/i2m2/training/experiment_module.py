@@ -82,4 +82,5 @@ class ExperimentMethodModule(MethodModule):
             stage.weight_decay if weight_decay is None else weight_decay,
             stage.momentum if momentum is None else momentum,
             job={"experiment": experiment, "method": method, "group": group, "fusion": fusion},
+            objective=built.objective,
         )

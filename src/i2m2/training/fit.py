@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from i2m2.experiment import Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
+from i2m2.objective import Objective
 from i2m2.runs.predictions import Predictions
 from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.lightning_module import MethodModule
@@ -66,6 +67,7 @@ def fit_and_test(
     log_dir: Path | None = None,
     job: dict[str, Any] | None = None,
     num_workers: int = 0,
+    objective: Objective | None = None,
 ) -> FitResult:
     """Train ``model`` with ``config``, select the best validation epoch, and evaluate it on test.
 
@@ -78,6 +80,8 @@ def fit_and_test(
         log_dir: where ``CSVLogger`` writes the learning curve (``metrics.csv``); ``None`` for none.
         epoch_lines: when not None, print one plain line per epoch starting with it (logs, CI).
         job: plain facts kept in the checkpoint's hyperparameters.
+        objective: loss and metrics (default: single-label classification); one whose test metrics are
+            calibrated on validation also gets the best epoch's validation predictions.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     scale = scale or ScaleConfig()
@@ -89,6 +93,7 @@ def fit_and_test(
         config.weight_decay,
         config.momentum,
         job=job,
+        objective=objective,
     )
     module.step_logging = progress_bar
     data = SplitsDataModule(
@@ -130,6 +135,9 @@ def fit_and_test(
         num_sanity_val_steps=0,
         **scale.trainer_kwargs(),
     )
+    # batch_size is the examples per optimizer step: under DDP each process takes its share, so a
+    # recipe trains the same way on one device or many.
+    data.batch_size = max(1, config.batch_size // trainer.world_size)
     trainer.fit(module, datamodule=data)
     single_process = trainer.world_size == 1
     module.collect_predictions = predict and single_process
@@ -139,7 +147,13 @@ def fit_and_test(
     predictions: Predictions | None = None
     if predict:
         outputs = module.test_outputs if single_process else predict_on_one_device(module, data, scale)
-        predictions = gather_predictions(outputs, splits)
+        predictions = gather_predictions(outputs, splits.test)
+    if objective is not None and objective.validation_calibrated():
+        if predictions is None:
+            predictions = gather_predictions(predict_on_one_device(module, data, scale), splits.test)
+        val = gather_predictions(predict_on_one_device(module, data, scale, split="val"), splits.val)
+        metrics |= objective.calibrated_metrics(val, predictions)
+        predictions = predictions if predict else None
     module.test_outputs = []
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
     if not keep_file:
@@ -147,9 +161,11 @@ def fit_and_test(
     return FitResult(metrics, state, predictions, trainer.current_epoch, checkpoint if keep_file else None)
 
 
-def predict_on_one_device(module: MethodModule, data: SplitsDataModule, scale: ScaleConfig) -> list[Any]:
-    """Under multi-process DDP each rank tests a shard; predictions are taken once more on one device so
-    that every example appears once, in order."""
+def predict_on_one_device(
+    module: MethodModule, data: SplitsDataModule, scale: ScaleConfig, split: str = "test"
+) -> list[Any]:
+    """Predictions of one split on one device, every example once and in order (under multi-process DDP
+    each rank tests a shard; a calibrated objective also needs validation predictions)."""
     trainer = pl.Trainer(
         accelerator=scale.accelerator,
         devices=1,
@@ -157,15 +173,16 @@ def predict_on_one_device(module: MethodModule, data: SplitsDataModule, scale: S
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    return trainer.predict(module, datamodule=data)  # type: ignore[return-value]
+    loader = data.val_dataloader() if split == "val" else data.test_dataloader()
+    return trainer.predict(module, dataloaders=loader)  # type: ignore[return-value]
 
 
-def gather_predictions(batches: list[dict[str, Any]], splits: Splits) -> Predictions:
+def gather_predictions(batches: list[dict[str, Any]], split: Any) -> Predictions:
     def cat(get: Any) -> np.ndarray:
         return torch.cat([get(b).float() for b in batches]).numpy()
 
     first = batches[0]
-    groups = getattr(splits.test, "groups", None)
+    groups = getattr(split, "groups", None)
     return Predictions(
         labels=cat(lambda b: b["labels"]).astype(np.int64),
         log_probs=cat(lambda b: b["log_probs"]),

@@ -11,8 +11,7 @@ from torch import Tensor
 
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
-from i2m2.models.validation import check_labels
-from i2m2.training.metrics import classification_metrics
+from i2m2.objective import CLASSIFICATION, Objective
 
 Batch = tuple[dict[str, Tensor], Tensor]
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -38,6 +37,7 @@ class MethodModule(pl.LightningModule):
         weight_decay: L2 penalty (decoupled for adamw).
         momentum: SGD momentum.
         job: plain facts about the job (experiment, method, group, seed) kept in its checkpoints.
+        objective: the loss, metrics and monitored metric (default: single-label classification).
     """
 
     def __init__(
@@ -49,21 +49,23 @@ class MethodModule(pl.LightningModule):
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         job: dict[str, Any] | None = None,
+        objective: Objective | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{optimizer}'; expected one of {sorted(OPTIMIZERS)}")
         if model.num_classes is not None and model.num_classes != num_classes:
             raise ValueError(f"the model has {model.num_classes} classes, num_classes={num_classes}")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "objective"])
+        self.objective = objective or CLASSIFICATION
         self.model = model
         self.num_classes = num_classes
         self.optimizer_name = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
         self.momentum = momentum
-        self.val_metrics = classification_metrics(num_classes, "val/")
-        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.val_metrics = self.objective.metrics(num_classes, "val/")
+        self.test_metrics = self.objective.metrics(num_classes, "test/")
         self.step_logging = True  # per-step loss in the progress bar; the trainer turns it off without one
         self.collect_predictions = False  # keep per-example test outputs (one process only)
         self.test_outputs: list[dict[str, Any]] = []
@@ -71,52 +73,48 @@ class MethodModule(pl.LightningModule):
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.model(inputs)
 
-    def _outputs(self, batch: Batch, batch_idx: int) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+    def _outputs(self, batch: Batch, batch_idx: int) -> tuple[dict[str, Tensor], dict[str, Tensor], Any]:
         """Each expert's logits and masks, run once; the first batch of a loader checks its values."""
-        inputs, labels = batch
+        inputs, target = self.objective.split_batch(*batch)
         check = batch_idx == 0
         if check:
-            check_labels(labels, self.num_classes)
+            self.objective.check_target(target, self.num_classes)
         logits, masks = self.model.expert_logits(inputs, check_values=check)
-        return logits, masks, labels
+        return logits, masks, target
 
     def _log_probs(self, logits: dict[str, Tensor], masks: dict[str, Tensor]) -> Tensor:
         return product_of_experts(list(logits.values()), list(masks.values()), self.model.log_prior)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        logits, masks, labels = self._outputs(batch, batch_idx)
-        loss = F.nll_loss(self._log_probs(logits, masks), labels)
+        logits, masks, target = self._outputs(batch, batch_idx)
+        loss = self.objective.loss(self._log_probs(logits, masks), target)
         # With a bar the step's loss shows; either way train/loss at epoch end is the epoch's mean.
-        self.log(
-            "train/loss",
-            loss,
-            prog_bar=True,
-            on_step=self.step_logging,
-            on_epoch=True,
-            batch_size=len(labels),
-        )
+        size = self.objective.batch_size(target)
+        self.log("train/loss", loss, prog_bar=True, on_step=self.step_logging, on_epoch=True, batch_size=size)
         return loss
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits, masks, labels = self._outputs(batch, batch_idx)
+    def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> tuple[Any, ...]:
+        logits, masks, target = self._outputs(batch, batch_idx)
         log_probs = self._log_probs(logits, masks)
-        self.val_metrics.update(log_probs.exp(), labels)
-        self.log("val/loss", F.nll_loss(log_probs, labels), sync_dist=True, batch_size=len(labels))
-        self.log_dict(self.val_metrics, prog_bar=True, batch_size=len(labels))
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        size = self.objective.batch_size(target)
+        self.objective.update(metrics, log_probs, target)
+        self.log(f"{stage}/loss", self.objective.loss(log_probs, target), sync_dist=True, batch_size=size)
+        self.log_dict(metrics, prog_bar=stage == "val", batch_size=size)
+        return logits, masks, log_probs
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        logits, masks, labels = self._outputs(batch, batch_idx)
-        log_probs = self._log_probs(logits, masks)
-        self.test_metrics.update(log_probs.exp(), labels)
-        self.log("test/loss", F.nll_loss(log_probs, labels), sync_dist=True, batch_size=len(labels))
-        self.log_dict(self.test_metrics, batch_size=len(labels))
+        logits, masks, log_probs = self._evaluate(batch, batch_idx, "test")
         if self.collect_predictions:
-            self.test_outputs.append(self._predictions(logits, masks, labels, log_probs))
+            self.test_outputs.append(self._predictions(logits, masks, batch[1], log_probs))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """The method's log-probabilities, each expert's own, and the method with each modality withheld."""
-        logits, masks, labels = self._outputs(batch, batch_idx)
-        return self._predictions(logits, masks, labels, self._log_probs(logits, masks))
+        logits, masks, _ = self._outputs(batch, batch_idx)
+        return self._predictions(logits, masks, batch[1], self._log_probs(logits, masks))
 
     def _predictions(
         self, logits: dict[str, Tensor], masks: dict[str, Tensor], labels: Tensor, log_probs: Tensor
