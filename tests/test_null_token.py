@@ -117,9 +117,6 @@ def test_null_token_is_normalized_inside_i2m2() -> None:
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(6))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="I2M2 does not yet pass `present` to experts with handles_missing (issue 13)"
-)
 def test_i2m2_keeps_the_null_token_expert_for_examples_with_a_modality_absent() -> None:
     expert = create_fusion("null-token", DIMS, C).eval()
     model = I2M2(inter=expert).eval()

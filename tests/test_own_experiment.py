@@ -153,7 +153,9 @@ def write_features(folder: Path, modalities: int, seed: int = 0) -> None:
         np.savez(folder / f"{name}.npz", labels=part.labels.numpy(), **arrays)
 
 
-@pytest.mark.parametrize(("modalities", "extra"), [(2, []), (4, ["--all-subsets"])])
+@pytest.mark.parametrize(
+    ("modalities", "extra"), [(2, []), (4, ["--all-subsets"]), (3, ["--fusion", "null-token"])]
+)
 def test_features_route_on_npz_files(tmp_path, modalities, extra, capsys):
     write_features(tmp_path / "data", modalities)
     out = tmp_path / "run"
@@ -162,12 +164,16 @@ def test_features_route_on_npz_files(tmp_path, modalities, extra, capsys):
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     assert results["config"]["modalities"] == [f"view{i}" for i in range(modalities)]
-    assert results["config"]["all_subsets"] == bool(extra)
+    assert results["config"]["all_subsets"] == ("--all-subsets" in extra)
     assert len(rows) == modalities + 3
     assert accuracy(rows, "i2m2") > max(accuracy(rows, f"unimodal:view{i}") for i in range(modalities)) + 0.05
-    if extra:  # one inter expert per subset of two or more views: 6 pairs + 4 triples + 1 of all
+    if "--all-subsets" in extra:  # one inter expert per subset of two or more views: 6 + 4 + 1
         predictions = np.load(out / "predictions" / "all__inter__seed0.npz")
         assert len([k for k in predictions.files if k.startswith("expert__")]) == 11
+    if "null-token" in extra:  # one network for every subset: withholding a view still leaves it an answer
+        predictions = np.load(out / "predictions" / "all__inter__seed0.npz")
+        alone = (predictions["withheld__view0"].argmax(1) == predictions["labels"]).mean()
+        assert alone > 0.45  # chance is 1/3; the other two views still carry the label
 
 
 def test_features_route_with_several_fusions(tmp_path, capsys):

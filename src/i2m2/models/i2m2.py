@@ -146,18 +146,25 @@ class I2M2(nn.Module):
         logits: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
         for name, expert in experts.items():
-            if any(m not in batch for m in expert.modalities):
+            # An expert that handles missing modalities itself (e.g. NullTokenFusion) runs on any subset.
+            handles_missing = getattr(expert, "handles_missing", False)
+            reads = [m for m in expert.modalities if m in batch]
+            if not reads if handles_missing else len(reads) < len(expert.modalities):
                 continue
+            rows = torch.stack([present_rows[m] for m in expert.modalities])
             try:
-                out = expert(inputs)
+                if handles_missing:
+                    out = expert(inputs, present={m: present_rows[m] for m in reads})
+                else:
+                    out = expert(inputs)
             except RuntimeError as err:
-                shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in expert.modalities}
+                shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in reads}
                 raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
             check_logits(name, out, size, self.num_classes, self.num_tasks)
             if self.num_classes is None:
                 self.num_classes = out.shape[-1]
             logits[name] = out
-            masks[name] = torch.stack([present_rows[m] for m in expert.modalities]).all(0)
+            masks[name] = rows.any(0) if handles_missing else rows.all(0)
         if not logits:
             raise ValueError(
                 f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}"

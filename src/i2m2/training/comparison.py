@@ -209,11 +209,16 @@ class Comparison:
             inter=lambda mods: e.build_inter[fusion](mods, classes, group),
             all_subsets=self.options.all_subsets,
             num_classes=classes,
+            num_tasks=e.objective.num_tasks if e.objective is not None else None,
         )
 
     def stage_config(self, job: Job) -> StageConfig:
+        """Stage 2 fine-tunes; a product trained from scratch instead gets the stage-1 epoch budget (the
+        fine-tuning budget assumes pretrained experts, so it would starve the from-scratch row)."""
         recipe = self.experiment.recipe
         config = recipe.finetune if job.stage == 2 else recipe.stage1(job.base.removeprefix("unimodal:"))
+        if job.stage == 2 and self.options.from_scratch:
+            config = replace(config, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience)
         return (
             config if self.options.max_epochs is None else replace(config, max_epochs=self.options.max_epochs)
         )

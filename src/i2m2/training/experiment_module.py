@@ -68,6 +68,7 @@ class ExperimentMethodModule(MethodModule):
             inter=lambda mods: built.build_inter[fusion](mods, classes, group),
             all_subsets=all_subsets,
             num_classes=classes,
+            num_tasks=built.objective.num_tasks if built.objective is not None else None,
         )
         stage = (
             built.recipe.finetune

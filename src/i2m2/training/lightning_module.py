@@ -109,15 +109,22 @@ class MethodModule(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         logits, masks, log_probs = self._evaluate(batch, batch_idx, "test")
         if self.collect_predictions:
-            self.test_outputs.append(self._predictions(logits, masks, batch[1], log_probs))
+            inputs, _ = self.objective.split_batch(*batch)
+            self.test_outputs.append(self._predictions(logits, masks, batch[1], log_probs, inputs))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """The method's log-probabilities, each expert's own, and the method with each modality withheld."""
         logits, masks, _ = self._outputs(batch, batch_idx)
-        return self._predictions(logits, masks, batch[1], self._log_probs(logits, masks))
+        inputs, _ = self.objective.split_batch(*batch)
+        return self._predictions(logits, masks, batch[1], self._log_probs(logits, masks), inputs)
 
     def _predictions(
-        self, logits: dict[str, Tensor], masks: dict[str, Tensor], labels: Tensor, log_probs: Tensor
+        self,
+        logits: dict[str, Tensor],
+        masks: dict[str, Tensor],
+        labels: Tensor,
+        log_probs: Tensor,
+        inputs: dict[str, Tensor],
     ) -> dict[str, Any]:
         """Every output the analyses read, derived from one pass of each expert.
 
@@ -130,7 +137,13 @@ class MethodModule(pl.LightningModule):
         if len(modalities) > 1:
             for m in modalities:
                 kept = {n: mask & (m not in experts[n].modalities) for n, mask in masks.items()}
-                withheld[m] = self._log_probs(logits, kept).cpu()
+                redone = dict(logits)
+                for n, expert in experts.items():  # one network for any subset: ask it without m
+                    if n in logits and getattr(expert, "handles_missing", False):
+                        present = {k: masks[n] & (k != m) for k in expert.modalities if k in inputs}
+                        redone[n] = expert(inputs, present=present)
+                        kept[n] = masks[n] & any(k != m for k in expert.modalities)
+                withheld[m] = self._log_probs(redone, kept).cpu()
         return {
             "labels": labels.cpu(),
             "log_probs": log_probs.cpu(),

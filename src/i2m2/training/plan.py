@@ -34,6 +34,8 @@ def all_methods(experiment: Experiment, fusions: list[str] | None = None) -> lis
     """Every row of the experiment's table, in the paper's order (``fusions``: those compared)."""
     fusions = list(fusions or experiment.fusions())
     tag = (lambda f: f"[{f}]") if len(fusions) > 1 else (lambda f: "")
+    if len(experiment.modalities) < 2:  # a one-modality baseline (e.g. fastMRI's RSS row) has one row
+        return [UNIMODAL_PREFIX + m for m in experiment.modalities]
     return (
         [UNIMODAL_PREFIX + m for m in experiment.modalities]
         + ["intra"]
