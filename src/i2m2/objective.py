@@ -20,7 +20,13 @@ from i2m2.models.validation import check_labels
 
 class Objective:
     """Single-label classification; subclass it for other targets (the experiment's ``monitor`` names
-    one of :meth:`metrics`, which early stopping and the best checkpoint follow)."""
+    one of :meth:`metrics`, which early stopping and the best checkpoint follow).
+
+    ``num_tasks``: ``None`` for one label per example (logits ``(B, C)``); T for T labels per example
+    (every expert returns ``(B, T, C)`` and each task is its own product of experts).
+    """
+
+    num_tasks: int | None = None
 
     def split_batch(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[dict[str, Tensor], Any]:
         """The experts' inputs and the loss's target; an objective may pull extra keys out of the batch."""

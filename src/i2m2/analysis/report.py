@@ -9,6 +9,7 @@ from typing import IO
 
 from i2m2.analysis.artifacts import Artifact
 from i2m2.analysis.entropy import entropy_analysis
+from i2m2.analysis.fastmri import fastmri_analysis, is_fastmri_run
 from i2m2.analysis.groups import groups_analysis
 from i2m2.analysis.missing import missing_analysis
 from i2m2.analysis.rescue import rescue_analysis
@@ -38,13 +39,17 @@ def analyze_run(run_dir: Path, out: Path | None = None) -> list[Path]:
             predictions file is missing, truncated or malformed; the message names it.
         UserError: no analysis applies (e.g. a run of unimodal methods only, without groups).
     """
-    run = load_run(Path(run_dir))
-    artifacts = [a for analysis in ANALYSES.values() for a in analysis(run)]
+    if is_fastmri_run(Path(run_dir)):  # four findings per example: its own analyses (Figures 2-4, C.7)
+        artifacts, run_path, methods = fastmri_analysis(Path(run_dir)), Path(run_dir), []
+    else:
+        run = load_run(Path(run_dir))
+        artifacts = [a for analysis in ANALYSES.values() for a in analysis(run)]
+        run_path, methods = run.path, run.methods
     if not artifacts:
         raise UserError(
-            f"{run.path}: nothing to analyze (no I2M2 or intra rows and no groups; methods: {run.methods})"
+            f"{run_path}: nothing to analyze (no I2M2 or intra rows and no groups; methods: {methods})"
         )
-    target = Path(out) if out is not None else run.path / "analysis"
+    target = Path(out) if out is not None else run_path / "analysis"
     if target.exists() and not target.is_dir():
         raise UserError(f"--out {target}: exists and is not a folder")
     written = []

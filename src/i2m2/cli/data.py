@@ -52,8 +52,33 @@ def avmnist(
     )
 
 
+def fastmri_phantom(
+    out: Path, volumes: int = 40, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
+) -> dict[str, Any]:
+    """Simulated knee volumes in the fastMRI single-coil + fastMRI+ layout (not patient scans).
+
+    Args:
+        out: output folder.
+        volumes: knee volumes (70/15/15 split by volume).
+        slices: slices per volume.
+        size: image side after cropping (k-space is 2*size x size+4..12); pass --crop SIZE to the run.
+        seed: seed of the phantoms, findings and noise.
+        noise_std: acquisition noise per real/imaginary channel (tissue magnitude ~0.6).
+    """
+    from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
+
+    write_phantom_dataset(out, volumes=volumes, slices=slices, size=size, seed=seed, noise_std=noise_std)
+    return {
+        "volumes": volumes,
+        "slices": slices,
+        "size": size,
+        "run with": f"--crop {size} --max-width {phantom_max_width(size)}",
+    }
+
+
 DATASETS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "avmnist": (avmnist, "AV-MNIST in the MultiBench layout from MNIST + FSDD (+ noise)"),
+    "fastmri-phantom": (fastmri_phantom, "simulated knee k-space in the fastMRI + fastMRI+ layout"),
 }
 
 

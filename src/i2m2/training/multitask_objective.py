@@ -94,9 +94,11 @@ class MultiTaskObjective(Objective):
 
     def __init__(self, tasks: Sequence[str], class_weights: Tensor | None = None) -> None:
         self.tasks = tuple(tasks)
-        self.num_tasks = len(self.tasks)
+        self.num_tasks: int = len(self.tasks)
         if class_weights is not None and tuple(class_weights.shape) != (self.num_tasks, 2):
-            raise ValueError(f"class_weights: expected shape ({self.num_tasks}, 2), got {tuple(class_weights.shape)}")
+            raise ValueError(
+                f"class_weights: expected shape ({self.num_tasks}, 2), got {tuple(class_weights.shape)}"
+            )
         self.class_weights = None if class_weights is None else class_weights.detach().float().cpu()
 
     def split_batch(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[dict[str, Tensor], Any]:
@@ -121,7 +123,7 @@ class MultiTaskObjective(Objective):
     def metrics(self, num_classes: int, prefix: str) -> MetricCollection:
         if num_classes != 2:
             raise ValueError(f"MultiTaskObjective: every task is binary, got num_classes={num_classes}")
-        metrics: dict[str, Metric] = {"auroc": MeanAUROC(self.num_tasks)}
+        metrics: dict[str, Metric | MetricCollection] = {"auroc": MeanAUROC(self.num_tasks)}
         metrics |= {f"auroc_{name}": TaskAUROC(t) for t, name in enumerate(self.tasks)}
         return MetricCollection(metrics, prefix=prefix)
 
