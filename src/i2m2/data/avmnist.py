@@ -26,6 +26,7 @@ NUM_CLASSES = 10
 IMAGE_SIZE = 28
 AUDIO_SIZE = 112
 VAL_FRACTION = 5000 / 60000
+SLACK = 0.01 * 255  # PCA reconstructions may overshoot 0..255 by rounding; garbage far beyond is refused
 _CHUNK = 2048  # rows converted at a time, so a 3 GB float64 file never needs a second full copy
 
 
@@ -39,8 +40,9 @@ def load_avmnist(root: Path, seed: int = 0, val_fraction: float = VAL_FRACTION) 
         val_fraction: share of the training rows, taken from the end, used for validation.
 
     Raises:
-        DataError: a missing or corrupt file, a wrong shape or dtype, NaN/inf values, labels outside
-            0..9, or files of one split disagreeing on the number of rows; the message names the file.
+        DataError: a missing or corrupt file, a wrong shape or dtype, NaN/inf values, values outside
+            0..255 (1% slack), labels outside 0..9, or files of one split disagreeing on the number of
+            rows; the message names the file.
     """
     del seed
     if not 0 < val_fraction < 1:
@@ -108,6 +110,11 @@ def _load_images(path: Path, size: int, expected: str) -> Tensor:
             raise DataError(f"{path}: truncated or corrupt ({err})") from err
         if not np.isfinite(chunk).all():
             raise DataError(f"{path}: contains NaN or infinite values (expected {expected})")
+        low, high = float(chunk.min(initial=0.0)), float(chunk.max(initial=0.0))
+        if low < -SLACK or high > 255 + SLACK:  # e.g. 1e30, or negative values
+            raise DataError(
+                f"{path}: values {low:g}..{high:g} outside the format's range 0..255 (expected {expected})"
+            )
         out[start : start + len(chunk)] = torch.from_numpy(chunk.reshape(-1, 1, size, size)) / 255.0
     return out
 

@@ -3,7 +3,9 @@
 ``pickle.load`` calls whatever callables the file names, so a crafted file can run ``os.system``. The
 unpickler here resolves only the few builtin and numpy names that a pickled dict of arrays needs (under
 numpy 1.x and 2.x module paths, pickle protocols 0-5) and refuses every other name with a
-:class:`DataError` naming it and the file, before anything is called.
+:class:`DataError` naming it and the file, before anything is called. ``bytes(n)`` and
+``bytearray(n)`` may not allocate more than the file holds (at least :data:`MIN_ALLOCATION`): a 40-byte
+file cannot ask for a terabyte of memory.
 """
 
 from __future__ import annotations
@@ -48,6 +50,27 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+MIN_ALLOCATION = 1 << 20  # bytes a constructor may allocate even from a tiny file
+
+
+def _capped(make: Any, limit: int, what: str) -> Any:
+    """``make`` (bytes or bytearray) refusing to allocate more than ``limit`` bytes."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        size = _requested_bytes(args)
+        if size > limit:
+            raise pickle.UnpicklingError(f"{what} of {size} bytes exceeds the limit of {limit} for this file")
+        return make(*args, **kwargs)
+
+    return call
+
+
+def _requested_bytes(args: tuple[Any, ...]) -> int:
+    """The size ``bytes(n)``/``bytearray(n)`` would allocate (their other forms copy what the file holds)."""
+    first = args[0] if args else 0
+    return first if isinstance(first, int) and not isinstance(first, bool) else 0
+
+
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes, limited to its harmless latin-1 form."""
     if codecs.lookup(encoding).name not in ("latin-1", "iso8859-1"):
@@ -58,9 +81,10 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 class SafeUnpickler(pickle.Unpickler):
     """An unpickler that resolves only the names in :data:`ALLOWED`."""
 
-    def __init__(self, file: IO[bytes], source: str) -> None:
+    def __init__(self, file: IO[bytes], source: str, limit: int = MIN_ALLOCATION) -> None:
         super().__init__(file, encoding="latin1")  # latin1: numpy arrays pickled under Python 2
         self.source = source
+        self.limit = max(limit, MIN_ALLOCATION)
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED:
@@ -72,7 +96,10 @@ class SafeUnpickler(pickle.Unpickler):
             return _latin1_encode
         with warnings.catch_warnings():  # numpy 2 warns when numpy.core.* is imported
             warnings.simplefilter("ignore", DeprecationWarning)
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+        if name in ("bytes", "bytearray"):
+            return _capped(found, self.limit, f"{module}.{name}")
+        return found
 
 
 def safe_load_pickle(path: Path) -> Any:
@@ -86,7 +113,7 @@ def safe_load_pickle(path: Path) -> Any:
         raise DataError(f"{path}: no such file (expected a pickle)")
     try:
         with path.open("rb") as f:
-            return SafeUnpickler(f, str(path)).load()
+            return SafeUnpickler(f, str(path), limit=path.stat().st_size).load()
     except DataError:
         raise
     except Exception as err:  # truncated or corrupt: EOFError, UnpicklingError, ValueError, ...
