@@ -40,7 +40,7 @@ def example_group_stats(run: RunData, group: str) -> list[SeedStat]:
             for m in methods
             for p in run.per_seed(group, m)
             if p.groups is not None
-            for i in np.unique(p.groups)
+            for i in _group_ids(np.asarray(p.groups))
         }
     )
     if not ids:
@@ -52,9 +52,22 @@ def example_group_stats(run: RunData, group: str) -> list[SeedStat]:
             continue
         stats.append(SeedStat(group, method, ALL, [accuracy(p.log_probs, p.labels) for p in per_seed]))
         for i in ids:
-            values = [_accuracy_where(p.log_probs, p.labels, np.asarray(p.groups) == i) for p in per_seed]
+            values = [_accuracy_where(p.log_probs, p.labels, members(p.groups, i)) for p in per_seed]
             stats.append(SeedStat(group, method, run.group_name(i), values))
     return stats
+
+
+def members(groups: np.ndarray | None, group_id: int) -> np.ndarray:
+    """Rows in group ``group_id``: ids ``(N,)`` equal to it, or column ``group_id`` of a ``(N, G)``
+    membership matrix (an example may be in several groups, e.g. VQA-VS's OOD subsets)."""
+    groups = np.asarray(groups)
+    if groups.ndim == 2:
+        return groups[:, group_id].astype(bool) if group_id < groups.shape[1] else np.zeros(len(groups), bool)
+    return groups == group_id
+
+
+def _group_ids(groups: np.ndarray) -> list[int]:
+    return list(range(groups.shape[1])) if groups.ndim == 2 else [int(i) for i in np.unique(groups)]
 
 
 def run_group_stats(run: RunData) -> list[SeedStat]:

@@ -12,8 +12,10 @@ from i2m2.analysis.entropy import entropy_analysis
 from i2m2.analysis.fastmri import fastmri_analysis, is_fastmri_run
 from i2m2.analysis.groups import groups_analysis
 from i2m2.analysis.missing import missing_analysis
+from i2m2.analysis.ood_splits import ood_splits_analysis
 from i2m2.analysis.rescue import rescue_analysis
 from i2m2.analysis.run_data import RunData, load_run
+from i2m2.analysis.vl_examples import vl_examples_analysis
 from i2m2.atomic import atomic_write
 from i2m2.errors import UserError
 
@@ -22,6 +24,8 @@ ANALYSES: dict[str, Callable[[RunData], list[Artifact]]] = {
     "rescue": rescue_analysis,
     "groups": groups_analysis,
     "missing": missing_analysis,
+    "ood_splits": ood_splits_analysis,
+    "examples": vl_examples_analysis,
 }
 
 

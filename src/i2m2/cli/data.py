@@ -76,9 +76,29 @@ def fastmri_phantom(
     }
 
 
+def nlvr2_shapes(
+    out: Path, seed: int = 0, train: int = 4000, dev: int = 1000, test: int = 1000, image_size: int = 32
+) -> dict[str, Any]:
+    """nlvr2-shapes: a simulated NLVR2 in its exact layout, from easy-VQA's images (statements x pairs).
+
+    Args:
+        out: output folder.
+        seed: seed of the statements, pairs and images.
+        train: training statements (a multiple of 4).
+        dev: validation statements (a multiple of 4).
+        test: test statements (a multiple of 4).
+        image_size: side of the written PNGs.
+    """
+    from i2m2.data.nlvr2_shapes import build_nlvr2_shapes
+
+    build_nlvr2_shapes(out, seed=seed, train=train, dev=dev, test=test, image_size=image_size)
+    return {"out": str(out), "train": train, "dev": dev, "test": test, "image_size": image_size}
+
+
 DATASETS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "avmnist": (avmnist, "AV-MNIST in the MultiBench layout from MNIST + FSDD (+ noise)"),
     "fastmri-phantom": (fastmri_phantom, "simulated knee k-space in the fastMRI + fastMRI+ layout"),
+    "nlvr2-shapes": (nlvr2_shapes, "simulated NLVR2 (layout and balance) from easy-VQA's images"),
 }
 
 

@@ -11,7 +11,8 @@ Arrays (float16 log-probabilities keep the files small):
 * ``withheld__<modality>``: float16 ``(N, C)`` the method's log p(y | x) with that modality withheld
   (its experts left out of the product), only for methods with more than one modality;
 * ``groups``: int64 ``(N,)`` optional per-example group ids (names in ``results.json``'s
-  ``config.group_names``).
+  ``config.group_names``), or bool ``(N, G)`` membership when an example can be in several groups
+  (VQA-VS's nine OOD subsets).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def save_predictions(path: Path, predictions: Predictions) -> None:
     arrays |= {f"expert__{k}": v.astype(np.float16) for k, v in predictions.experts.items()}
     arrays |= {f"withheld__{k}": v.astype(np.float16) for k, v in predictions.withheld.items()}
     if predictions.groups is not None:
-        arrays["groups"] = predictions.groups.astype(np.int64)
+        membership = predictions.groups.ndim == 2
+        arrays["groups"] = predictions.groups.astype(bool if membership else np.int64)
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
 

@@ -49,6 +49,8 @@ class VQAScore(Metric):
 
     full_state_update = False
     higher_is_better = True
+    total: Tensor
+    count: Tensor
 
     def __init__(self, subset: int | None = None) -> None:
         super().__init__()
@@ -73,6 +75,8 @@ class MeanOverSubsets(Metric):
 
     full_state_update = False
     higher_is_better = True
+    total: Tensor
+    count: Tensor
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -96,6 +100,8 @@ class VQAObjective(Objective):
     Args:
         subsets: names of the OOD subsets, in the column order of the ``ood_subsets`` batch key.
     """
+
+    num_tasks: int | None = None  # one answer distribution per question
 
     def __init__(self, subsets: Sequence[str] = ()) -> None:
         self.subsets = tuple(subsets)
@@ -121,7 +127,7 @@ class VQAObjective(Objective):
         return soft_target_cross_entropy(log_probs, targets)
 
     def metrics(self, num_classes: int, prefix: str) -> MetricCollection:
-        metrics: dict[str, Metric] = {"vqa_score": VQAScore()}
+        metrics: dict[str, Metric | MetricCollection] = {"vqa_score": VQAScore()}
         if prefix.startswith("test") and self.subsets:  # only the test split has OOD subsets
             metrics["ood"] = MeanOverSubsets(len(self.subsets))
             metrics |= {f"ood_{name}": VQAScore(j) for j, name in enumerate(self.subsets)}
