@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 COMMANDS = {
     "fit": "train one method of an experiment (LightningCLI; --experiment, --method, YAML configs)",
@@ -18,6 +20,7 @@ COMMANDS = {
     "test": "evaluate a checkpoint on the test split (LightningCLI)",
     "predict": "predict with a checkpoint (LightningCLI)",
 }
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")  # Lightning's names, not files
 MODEL = "i2m2.training.experiment_module.ExperimentMethodModule"
 DATA = "i2m2.training.datamodule.ExperimentDataModule"
 SHORTHANDS = {
@@ -61,17 +64,44 @@ def expand_shorthands(args: Sequence[str]) -> list[str]:
 
 
 def lightning_cli(args: Sequence[str]) -> None:
-    """LightningCLI over any LightningModule/DataModule, with the experiment shorthands."""
+    """LightningCLI over any LightningModule/DataModule, with the experiment shorthands.
+
+    Errors are one line (no usage screen), Lightning's note about the ``args`` parameter and its seed
+    messages stay out of the output, and ``--ckpt_path`` is checked before Lightning reads it.
+    """
     import warnings
 
     from lightning.pytorch.cli import LightningCLI
 
     from i2m2.training.datamodule import SplitsDataModule
+    from i2m2.training.fit import quiet_lightning
     from i2m2.training.lightning_module import MethodModule
     from i2m2.training.progress import progress_trainer_kwargs
 
+    quiet_lightning()  # banners and tips, as in 'i2m2 run': an error stays one line
     warnings.filterwarnings("ignore", message=".*args.*parameter is intended to run from within Python.*")
-    LightningCLI(
+    warnings.filterwarnings("ignore", message=".*No seed found, seed set to.*")
+    warnings.filterwarnings("ignore", message=".*`tensorboardX` has been removed as a dependency.*")
+
+    class CheckedCLI(LightningCLI):
+        """Reads ``--ckpt_path`` only after checking it (Lightning reads its hyperparameters first)."""
+
+        def _parse_ckpt_path(self) -> None:
+            path = self.config.get(self.config.get("subcommand") or "", {}).get("ckpt_path")
+            if path is not None and str(path) not in SPECIAL_CKPT_PATHS:
+                read_checkpoint(Path(path))
+            super()._parse_ckpt_path()
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            # The model exists now, the Trainer not yet: a checkpoint of another model fails before
+            # Lightning prints anything.
+            path = self.config.get(self.subcommand or "", {}).get("ckpt_path")
+            if path is not None and str(path) not in SPECIAL_CKPT_PATHS:
+                weights_only = self.config[self.subcommand].get("weights_only")
+                check_checkpoint(Path(path), self.model, weights_only)
+            return super().instantiate_trainer(**kwargs)
+
+    CheckedCLI(
         MethodModule,
         SplitsDataModule,
         subclass_mode_model=True,
@@ -81,3 +111,54 @@ def lightning_cli(args: Sequence[str]) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False},
     )
+
+
+def read_checkpoint(path: Path, weights_only: bool | None = None) -> dict[str, Any]:
+    """A checkpoint's content, or one error naming the file: missing, unreadable, or not a checkpoint.
+
+    Loaded the way Lightning will (weights only unless ``--weights_only false``), so a file that would
+    run code is refused here too.
+    """
+    import torch
+
+    from i2m2.errors import DataError, UserError
+
+    if not path.is_file():
+        raise UserError(f"--ckpt_path {path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only is not False)
+    except Exception as err:  # truncated, not a checkpoint, or holding objects weights-only loading refuses
+        raise DataError(
+            f"--ckpt_path {path}: not a readable checkpoint ({type(err).__name__}); expected one written by "
+            "'i2m2 fit' (weights and plain values only)"
+        ) from err
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise DataError(f"--ckpt_path {path}: not a Lightning checkpoint (no 'state_dict')")
+    return checkpoint
+
+
+def check_checkpoint(path: Path, model: Any, weights_only: bool | None = None) -> None:
+    """Refuse, naming the file, a checkpoint that :func:`read_checkpoint` refuses or of another model."""
+    from i2m2.errors import DataError
+
+    state = read_checkpoint(path, weights_only)["state_dict"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(
+        k for k in set(expected) & set(state) if getattr(state[k], "shape", None) != expected[k].shape
+    )
+    problems = [
+        f"{len(keys)} {what}, e.g. '{keys[0]}'"
+        for keys, what in (
+            (missing, "missing keys"),
+            (unexpected, "unexpected keys"),
+            (reshaped, "other shapes"),
+        )
+        if keys
+    ]
+    if problems:
+        raise DataError(
+            f"--ckpt_path {path}: a checkpoint of another model ({'; '.join(problems)}); expected one of the "
+            "model and options given here"
+        )

@@ -30,6 +30,29 @@ class ScaleConfig:
         if self.num_nodes < 1:
             raise ValueError(f"num_nodes: expected an integer >= 1, got {self.num_nodes}")
 
+    def check_available(self) -> None:
+        """Refuse an accelerator this machine lacks, or more devices than it has (one line, not a traceback
+        from deep inside Lightning). ``auto`` is not checked: Lightning picks what exists."""
+        import os
+
+        import torch
+
+        accelerator = self.accelerator
+        if accelerator == "auto" and not torch.cuda.is_available() and not torch.backends.mps.is_available():
+            accelerator = "cpu"
+        if accelerator in ("gpu", "cuda"):
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if found == 0:
+                raise ValueError(f"accelerator {self.accelerator!r}: no CUDA GPU found; use 'cpu' or 'auto'")
+            if isinstance(self.devices, int) and self.devices > found:
+                raise ValueError(f"devices: expected at most the {found} GPU(s) found, got {self.devices}")
+        elif accelerator == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("accelerator 'mps': not available on this machine; use 'cpu' or 'auto'")
+        elif accelerator == "cpu" and isinstance(self.devices, int):
+            cores = os.cpu_count() or 1
+            if self.devices > cores:
+                raise ValueError(f"devices: expected at most the {cores} CPU cores found, got {self.devices}")
+
     def uses_gpu(self) -> bool:
         import torch
 
