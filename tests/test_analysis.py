@@ -12,7 +12,7 @@ import pytest
 
 from i2m2.analysis.entropy import entropy_stats, label_entropy, predictive_entropy
 from i2m2.analysis.groups import example_group_stats, run_group_stats
-from i2m2.analysis.missing import missing_stats
+from i2m2.analysis.missing import missing_results
 from i2m2.analysis.report import analyze_run
 from i2m2.analysis.rescue import FINETUNED, STAGE1, rescue_counts
 from i2m2.analysis.run_data import load_run
@@ -143,7 +143,7 @@ def test_stage1_predictions_without_their_rows(tmp_path: Path):
     assert run.methods == ["i2m2"]
     counts = {(c.experts, c.seed): c for c in rescue_counts(run)}
     assert counts[(STAGE1, 0)].rescued == 2
-    assert all(ref is not None for p, ref in missing_stats(run) if p.name != "all modalities")
+    assert all(r.reference is not None for r in missing_results(run) if r.withheld)
 
 
 def test_per_group_accuracy(tmp_path: Path):
@@ -169,14 +169,18 @@ def test_run_groups(tmp_path: Path):
 
 def test_missing_modality(tmp_path: Path):
     run = load_run(write_run(tmp_path / "run"))
-    pairs = {(p.method, p.name): (p, ref) for p, ref in missing_stats(run)}
-    product, ref = pairs[("i2m2", "a")]
-    assert product.per_seed == [0.5, 0.5]
+    pairs = {(r.method, r.name): r for r in missing_results(run)}
+    result = pairs[("i2m2", "a")]
+    assert result.stat is not None and result.stat.per_seed == [0.5, 0.5]  # the saved withheld__a
+    ref = result.reference
     assert ref is not None and ref.method == "unimodal:b" and ref.per_seed == pytest.approx([1 / 6, 1 / 6])
-    product, ref = pairs[("i2m2", "b")]
-    assert product.per_seed == [1.0, 1.0] and ref is not None and ref.method == "unimodal:a"
-    assert ref.per_seed == pytest.approx([2 / 6, 2 / 6])
-    assert ("intra", "a") in pairs and not any(m == "inter" for m, _ in pairs)
+    result = pairs[("i2m2", "b")]
+    assert result.stat is not None and result.stat.per_seed == [1.0, 1.0]
+    assert result.reference is not None and result.reference.method == "unimodal:a"
+    assert result.reference.per_seed == pytest.approx([2 / 6, 2 / 6])
+    assert ("intra", "a") in pairs
+    # inter reads both modalities: withholding one leaves no expert, said instead of a number
+    assert pairs[("inter", "a")].stat is None and "no expert left" in pairs[("inter", "a")].note
 
 
 def test_analyze_run_writes_tables_and_plots(tmp_path: Path):
@@ -185,8 +189,9 @@ def test_analyze_run_writes_tables_and_plots(tmp_path: Path):
     written = analyze_run(root)
     assert all(p.parent == root / "analysis" and p.is_file() and p.stat().st_size > 0 for p in written)
     names = {p.name for p in written}
-    for analysis in ("entropy", "rescue", "groups", "missing"):
+    for analysis in ("entropy", "rescue", "groups"):
         assert {f"{analysis}.csv", f"{analysis}.md", f"{analysis}.png"} <= names
+    assert {"missing.csv", "missing.md", "missing_withheld1.png"} <= names
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written if p.suffix == ".png")
     with (root / "analysis" / "rescue.csv").open() as f:
         rows = list(csv.DictReader(f))

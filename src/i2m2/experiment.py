@@ -156,6 +156,7 @@ class Experiment:
         default_fusions: the fusions run when ``--fusion`` is not given (default: all of ``build_inter``).
         objective: loss and metrics when the target is not one label per example (several findings,
             soft answers); default: single-label classification.
+        default_methods: the rows run when ``--methods`` is not given (default: every method).
     """
 
     name: str
@@ -172,6 +173,7 @@ class Experiment:
     group_names: tuple[str, ...] = ()
     default_fusions: tuple[str, ...] | None = None
     objective: Objective | None = None
+    default_methods: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)

@@ -1,94 +1,356 @@
-"""Missing modalities at test time: a product with one modality withheld, against the unimodal model.
+"""Missing modalities at test time: the products with any subset of modalities withheld.
 
-Withholding a modality leaves its experts out of the product (the runner saves these predictions as
-``withheld__<modality>``). With two modalities, what remains of I2M2 is the other modality's expert,
-so the fair comparison is that modality's own model (row ``unimodal:<other>``): a product that falls
-far below it has leaned on the missing modality; one close to it degrades gracefully.
+Withholding modalities leaves out of the product every expert that reads one of them, so the accuracy of
+I2M2 (and of intra and inter) with a subset ``S`` withheld follows from the saved per-expert
+log-probabilities (``expert__<name>``) alone: ``log_softmax(sum of the kept experts)``, and with the
+run's prior correction ``log_softmax(sum - (K' - 1) log p(y))`` for the K' kept experts, using the
+training prior the run saved (``config.log_priors``). Every subset is evaluated for M <= 5 modalities;
+above, each single modality, each "all but one" and a seeded sample of the rest.
+
+Not everything can be derived: an expert that handles missing modalities itself (the null-token fusion)
+must be run again without ``S``; the run saves that only for single modalities (``withheld__<m>``), so
+larger subsets are reported as not derivable, with the reason. A product with no expert left is
+reported as such (it would predict the prior).
+
+Each product is compared with the matching smaller model when the run has one: withholding all but
+``m`` against ``unimodal:m``. Otherwise the table says which model would be needed. Tables and charts
+give chance (1/C) and the majority-class rate of the test labels, so an accuracy at that level does not
+read as a gain.
 """
 
 from __future__ import annotations
 
-from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, markdown_table, pm
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
 from i2m2.analysis.groups import accuracy
 from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, method_base
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import CHANCE, MAJORITY, grouped_bars
 
 FULL = "all modalities"
+ALL_SUBSETS_UP_TO = 5  # modalities; above, a seeded sample of subsets
+MAX_SUBSETS = 32
+SAMPLE_SEED = 0
+INTER = "inter"
 
 
-def missing_stats(run: RunData) -> list[tuple[SeedStat, SeedStat | None]]:
-    """(product with ``name`` withheld, matching unimodal model or None) per group, product row, modality."""
-    pairs: list[tuple[SeedStat, SeedStat | None]] = []
+@dataclass
+class ExpertInfo:
+    """One expert of a method: the modalities it reads, whether it handles missing ones itself."""
+
+    modalities: tuple[str, ...]
+    handles_missing: bool = False
+
+
+@dataclass
+class WithheldResult:
+    """One (group, method) with ``withheld`` modalities left out, and the matching smaller model."""
+
+    group: str
+    method: str
+    withheld: tuple[str, ...]
+    kept: tuple[str, ...]
+    stat: SeedStat | None  # accuracy per seed; None when it cannot be derived (``note`` says why)
+    note: str = ""
+    reference: SeedStat | None = None
+    reference_note: str = ""  # which model the comparison would need, when the run lacks it
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.withheld) if self.withheld else FULL
+
+
+def withheld_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty proper subset (by size, then in order); for M > 5 each single modality, each
+    "all but one" and a sample (seed 0) of the others, :data:`MAX_SUBSETS` in all."""
+    m = len(modalities)
+    subsets = [s for k in range(1, m) for s in combinations(modalities, k)]
+    if m <= ALL_SUBSETS_UP_TO:
+        return subsets
+    must = [s for s in subsets if len(s) in (1, m - 1)]
+    rest = [s for s in subsets if len(s) not in (1, m - 1)]
+    rng = np.random.default_rng(SAMPLE_SEED)
+    picked = rng.choice(len(rest), size=min(len(rest), max(0, MAX_SUBSETS - len(must))), replace=False)
+    chosen = set(must) | {rest[i] for i in picked}
+    return [s for s in subsets if s in chosen]
+
+
+def expert_layout(run: RunData, method: str, names: Sequence[str]) -> dict[str, ExpertInfo] | None:
+    """The method's experts: from the run's record (``config.experts``), else from their names
+    (``<modality>``, ``inter`` over all, ``inter:a+b``); ``None`` when a name says nothing."""
+    recorded = (
+        run.config.get("experts", {}).get(method) if isinstance(run.config.get("experts"), dict) else None
+    )
+    if isinstance(recorded, dict) and set(recorded) == set(names):
+        return {
+            n: ExpertInfo(tuple(recorded[n].get("modalities", ())), bool(recorded[n].get("handles_missing")))
+            for n in names
+        }
+    layout = {}
+    for name in names:
+        if name in run.modalities:
+            layout[name] = ExpertInfo((name,))
+        elif name == INTER:
+            layout[name] = ExpertInfo(run.modalities)
+        elif name.startswith(INTER + ":") and set(name[6:].split("+")) <= set(run.modalities):
+            layout[name] = ExpertInfo(tuple(name[6:].split("+")))
+        else:
+            return None
+    return layout
+
+
+def product(experts: Sequence[np.ndarray], log_prior: np.ndarray | None = None) -> np.ndarray:
+    """``log_softmax(sum_k log q_k - (K - 1) log p(y))`` of K experts' log-probabilities ``(N, C)``."""
+    total = np.sum([e.astype(np.float64) for e in experts], axis=0)
+    if log_prior is not None:
+        total = total - (len(experts) - 1) * np.asarray(log_prior, dtype=np.float64)
+    shifted = total - total.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _log_priors(run: RunData, group: str) -> list[np.ndarray | None] | str:
+    """The training prior per seed when the run used the prior correction, or why it is unknown."""
+    if not run.config.get("prior_correction"):
+        return [None] * len(run.seeds)
+    saved = (run.config.get("log_priors") or {}).get(group, {})
+    if not all(str(s) in saved for s in run.seeds):
+        return (
+            "the run used the prior correction but did not save its training prior (rerun with this "
+            "version of i2m2); only the saved single-modality predictions are shown"
+        )
+    return [np.asarray(saved[str(s)], dtype=np.float64) for s in run.seeds]
+
+
+def _consistent(run: RunData, group: str, method: str, layout: dict[str, ExpertInfo], priors: list) -> bool:
+    """Whether products of the saved experts reproduce the saved single-modality predictions (they do
+    unless an expert handles missing modalities itself, or the layout is not what its names say)."""
+    for seed_index, p in enumerate(run.per_seed(group, method)):
+        for modality, saved in p.withheld.items():
+            if any(e.handles_missing and modality in e.modalities for e in layout.values()):
+                continue  # that expert was asked again without the modality: nothing to compare with
+            kept = [n for n, e in layout.items() if modality not in e.modalities and n in p.experts]
+            if not kept:
+                continue
+            derived = product([p.experts[n] for n in kept], priors[seed_index])
+            if np.mean(derived.argmax(1) == saved.argmax(1)) < 0.99:
+                return False
+    return True
+
+
+def _reference(run: RunData, group: str, kept: tuple[str, ...], method: str) -> tuple[SeedStat | None, str]:
+    if len(kept) == 1:
+        unimodal = UNIMODAL_PREFIX + kept[0]
+        if run.has(group, unimodal):
+            values = [accuracy(p.log_probs, p.labels) for p in run.per_seed(group, unimodal)]
+            return SeedStat(group, unimodal, kept[0], values), ""
+        return None, f"{unimodal} is not in this run (add it to --methods)"
+    return None, f"none in this run ({method_base(method)} trained on {'+'.join(kept)} alone)"
+
+
+def missing_results(run: RunData) -> list[WithheldResult]:
+    """Every (group, product row, withheld subset): its accuracy per seed or why it cannot be derived."""
+    results: list[WithheldResult] = []
+    subsets = withheld_subsets(run.modalities) if len(run.modalities) > 1 else []
     for group in run.groups:
+        priors = _log_priors(run, group)
         for method in run.methods:
-            if method_base(method) not in ("i2m2", "intra") or not run.has(group, method):
+            if method_base(method) not in ("i2m2", "intra", "inter") or not run.has(group, method):
                 continue
             per_seed = run.per_seed(group, method)
-            withheld = [m for m in per_seed[0].withheld if all(m in p.withheld for p in per_seed)]
-            if not withheld:
+            names = [n for n in per_seed[0].experts if all(n in p.experts for p in per_seed)]
+            layout = expert_layout(run, method, names) if names else None
+            saved = {m for m in per_seed[0].withheld if all(m in p.withheld for p in per_seed)}
+            if layout is None and not saved:
                 continue
-            pairs.append(
-                (SeedStat(group, method, FULL, [accuracy(p.log_probs, p.labels) for p in per_seed]), None)
+            full = [accuracy(p.log_probs, p.labels) for p in per_seed]
+            results.append(
+                WithheldResult(group, method, (), run.modalities, SeedStat(group, method, FULL, full))
             )
-            for modality in withheld:
-                acc = [accuracy(p.withheld[modality], p.labels) for p in per_seed]
-                remaining = [m for m in run.modalities if m != modality]
-                unimodal = UNIMODAL_PREFIX + remaining[0] if len(remaining) == 1 else ""
-                reference = None
-                if unimodal and run.has(group, unimodal):
-                    values = [accuracy(p.log_probs, p.labels) for p in run.per_seed(group, unimodal)]
-                    reference = SeedStat(group, unimodal, modality, values)
-                pairs.append((SeedStat(group, method, modality, acc), reference))
-    return pairs
+            why_not = priors if isinstance(priors, str) else ""
+            if layout is None:
+                why_not = "the run did not record which modalities its experts read"
+            elif (
+                not why_not
+                and not isinstance(priors, str)
+                and not _consistent(run, group, method, layout, priors)
+            ):
+                why_not = (
+                    "products of the saved experts do not reproduce the saved single-modality predictions "
+                    "(an expert that handles missing modalities itself?)"
+                )
+            for withheld in subsets:
+                kept = tuple(m for m in run.modalities if m not in withheld)
+                stat, note = _withheld_stat(run, group, method, withheld, layout, priors, saved, why_not)
+                reference, reference_note = _reference(run, group, kept, method)
+                results.append(
+                    WithheldResult(group, method, withheld, kept, stat, note, reference, reference_note)
+                )
+    return results
+
+
+def _withheld_stat(
+    run: RunData,
+    group: str,
+    method: str,
+    withheld: tuple[str, ...],
+    layout: dict[str, ExpertInfo] | None,
+    priors: list | str,
+    saved: set[str],
+    why_not: str,
+) -> tuple[SeedStat | None, str]:
+    per_seed = run.per_seed(group, method)
+    name = "+".join(withheld)
+    gone = set(withheld)
+    kept: list[str] = []
+    partial: list[str] = []  # read some withheld and some kept modalities; would be asked without the former
+    if layout is not None:
+        kept = [n for n, e in layout.items() if not gone & set(e.modalities)]
+        partial = [
+            n
+            for n, e in layout.items()
+            if e.handles_missing and gone & set(e.modalities) and set(e.modalities) - gone
+        ]
+        if not kept and not partial:
+            return None, "no expert left: every expert reads a withheld modality (the product is the prior)"
+    if len(withheld) == 1 and withheld[0] in saved:  # the run's own computation (asks null-token experts)
+        values = [accuracy(p.withheld[withheld[0]], p.labels) for p in per_seed]
+        return SeedStat(group, method, name, values), "saved by the run"
+    if why_not or layout is None or isinstance(priors, str):
+        return None, f"not derivable: {why_not}"
+    if partial:
+        return None, (
+            f"not derivable: expert(s) {partial} handle missing modalities themselves (null token) and would "
+            f"have to be run again without {name}; the run saves that for single modalities only"
+        )
+    values = [
+        accuracy(product([p.experts[n] for n in kept], prior), p.labels)
+        for p, prior in zip(per_seed, priors, strict=True)
+    ]
+    return SeedStat(group, method, name, values), f"product of {', '.join(kept)}"
+
+
+def levels(run: RunData, group: str) -> tuple[float, float]:
+    """Chance accuracy 1/C and the majority-class rate of the test labels (mean over seeds)."""
+    seeds = [p for (g, _, s), p in run.predictions.items() if g == group]
+    first = seeds[0]
+    classes = first.log_probs.shape[1]
+    by_seed = {s: p.labels for (g, _, s), p in run.predictions.items() if g == group}
+    majority = [float(np.bincount(y, minlength=classes).max()) / len(y) for y in by_seed.values()]
+    return 1.0 / classes, float(np.mean(majority))
 
 
 def missing_analysis(run: RunData) -> list[Artifact]:
-    """missing.csv, missing.md and missing.png; nothing without withheld-modality predictions."""
-    pairs = missing_stats(run)
-    if not pairs:
+    """missing.csv, missing.md and missing*_withheld<k>.png (one chart per number withheld)."""
+    results = missing_results(run)
+    if not results:
         return []
-    header = ["group", "method", "withheld", "mean_acc", "std_acc", "unimodal_method", "unimodal_mean_acc"]
-    header.append("unimodal_std_acc")
-    rows = []
-    for product, ref in pairs:
-        rows.append(
-            [product.group, product.method, product.name, product.mean, product.std]
-            + ([ref.method, ref.mean, ref.std] if ref else ["", "", ""])
+    header = ["group", "method", "withheld", "kept", "mean_acc", "std_acc", "note"]
+    header += ["reference_method", "reference_mean_acc", "reference_std_acc", "reference_note"]
+    rows = [
+        [r.group, r.method, r.name, "+".join(r.kept)]
+        + ([r.stat.mean, r.stat.std] if r.stat else ["", ""])
+        + [r.note]
+        + (
+            [r.reference.method, r.reference.mean, r.reference.std, ""]
+            if r.reference
+            else ["", "", "", r.reference_note]
         )
-    grouped = any(p.group for p, _ in pairs)  # a "group" column only when the run has groups
-    md_rows = [
-        [p.group] * grouped
-        + [p.method, "none" if p.name == FULL else p.name, pm(p.per_seed, 100)]
-        + ([ref.method, pm(ref.per_seed, 100)] if ref else ["", ""])
-        for p, ref in pairs
+        for r in results
     ]
+    grouped = any(r.group for r in results)
     columns = ["group"] * grouped + [
         "method",
         "withheld",
         "accuracy (%)",
-        "unimodal model",
+        "matching smaller model",
         "its accuracy (%)",
     ]
-    md = (
-        f"# {run.experiment}: test accuracy (%) with one modality withheld, mean ± std over "
-        f"{len(run.seeds)} seed(s)\n\nThe withheld modality's experts are left out of the product; the "
-        "unimodal model of the remaining modality is the reference.\n\n" + markdown_table(columns, md_rows)
-    )
-    categories = [f"{p.group + ' ' if p.group else ''}{p.method}\nwithout {p.name}" for p, r in pairs if r]
-    series = {
-        "product, modality withheld": (
-            [100 * p.mean for p, r in pairs if r],
-            [100 * p.std for p, r in pairs if r],
-        ),
-        "unimodal model of the rest": (
-            [100 * r.mean for _, r in pairs if r],
-            [100 * r.std for _, r in pairs if r],
-        ),
-    }
-    artifacts = [csv_artifact("missing.csv", header, rows), Artifact("missing.md", md.encode())]
-    if categories:
-        title = f"{run.experiment}: a modality missing at test time"
-        artifacts.append(
-            Artifact("missing.png", grouped_bars(categories, series, "test accuracy (%)", title))
+    columns.append("how")
+    md_rows = [
+        [r.group] * grouped
+        + [
+            r.method,
+            "none" if not r.withheld else r.name,
+            pm(r.stat.per_seed, 100) if r.stat else "n/a",
+            (r.reference.method if r.reference else r.reference_note) if r.withheld else "",
+            pm(r.reference.per_seed, 100) if r.reference else "",
+            r.note,
+        ]
+        for r in results
+    ]
+    level_lines = []
+    for group in run.groups:
+        chance, majority = levels(run, group)
+        where = f"{group}: " if group else ""
+        level_lines.append(
+            f"- {where}chance (1/C) {100 * chance:.1f}%, "
+            f"majority class of the test labels {100 * majority:.1f}%"
         )
+    sampled = len(run.modalities) > ALL_SUBSETS_UP_TO
+    md = (
+        f"# {run.experiment}: test accuracy (%) with modalities withheld, mean ± std over "
+        f"{len(run.seeds)} seed(s)\n\n"
+        "Withholding modalities leaves out of the product every expert that reads one of them; the kept "
+        "experts' saved log-probabilities are multiplied again"
+        + (" with the run's training prior (prior correction)" if run.config.get("prior_correction") else "")
+        + ". The matching smaller model is the model trained on the kept modalities alone, when the run "
+        "has it.\n"
+        + (
+            f"\nWith {len(run.modalities)} modalities: each single modality, each all-but-one and a sample "
+            f"(seed {SAMPLE_SEED}) of the other subsets, {MAX_SUBSETS} at most.\n"
+            if sampled
+            else ""
+        )
+        + "\nReference levels:\n\n"
+        + "\n".join(level_lines)
+        + "\n\n"
+        + markdown_table(columns, md_rows)
+    )
+    artifacts = [csv_artifact("missing.csv", header, rows), Artifact("missing.md", md.encode())]
+    artifacts += _charts(run, results)
     return artifacts
+
+
+def _charts(run: RunData, results: list[WithheldResult]) -> list[Artifact]:
+    """Per group and number of modalities withheld: bars per subset, one series per product row and one
+    for the matching unimodal model, with chance and majority lines."""
+    charts = []
+    sizes = sorted({len(r.withheld) for r in results if r.withheld and r.stat})
+    for group in run.groups:
+        chance, majority = levels(run, group)
+        for k in sizes:
+            mine = [r for r in results if r.group == group and len(r.withheld) == k]
+            names = list(dict.fromkeys(r.name for r in mine if r.stat))
+            if not names:
+                continue
+            methods = list(dict.fromkeys(r.method for r in mine if r.stat))
+            cell = {(r.method, r.name): r for r in mine}
+            series: dict[str, tuple[list[float], list[float]]] = {}
+            for method in methods:
+                stats = [cell[(method, n)].stat if (method, n) in cell else None for n in names]
+                series[method] = (
+                    [100 * s.mean if s else np.nan for s in stats],
+                    [100 * s.std if s else 0.0 for s in stats],
+                )
+            refs = [next((r.reference for r in mine if r.name == n and r.reference), None) for n in names]
+            if any(refs):
+                series["matching unimodal model"] = (
+                    [100 * r.mean if r else np.nan for r in refs],
+                    [100 * r.std if r else 0.0 for r in refs],
+                )
+            kept = {r.name: "+".join(r.kept) for r in mine}
+            categories = [f"without {n}\n(keeps {kept[n]})" for n in names]
+            where = f" ({group})" if group else ""
+            title = (
+                f"{run.experiment}{where}: test accuracy with {k} of {len(run.modalities)} modalities "
+                f"withheld at test time; {run.source()}; bars absent where not derivable (see missing.md)"
+            )
+            references = {CHANCE: [100 * chance] * len(names), MAJORITY: [100 * majority] * len(names)}
+            png = grouped_bars(categories, series, "test accuracy (%)", title, references=references)
+            suffix = file_suffix(len(run.groups), group)
+            charts.append(Artifact(f"missing{suffix}_withheld{k}.png", png))
+    return charts

@@ -15,6 +15,7 @@ from i2m2.analysis.missing import missing_analysis
 from i2m2.analysis.ood_splits import ood_splits_analysis
 from i2m2.analysis.rescue import rescue_analysis
 from i2m2.analysis.run_data import RunData, load_run
+from i2m2.analysis.sweep import sweep_analysis
 from i2m2.analysis.vl_examples import vl_examples_analysis
 from i2m2.atomic import atomic_write
 from i2m2.errors import UserError
@@ -24,6 +25,7 @@ ANALYSES: dict[str, Callable[[RunData], list[Artifact]]] = {
     "rescue": rescue_analysis,
     "groups": groups_analysis,
     "missing": missing_analysis,
+    "sweep": sweep_analysis,
     "ood_splits": ood_splits_analysis,
     "examples": vl_examples_analysis,
 }

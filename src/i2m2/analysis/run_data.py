@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class RunData:
     monitor: str
     rows: list[dict[str, Any]]
     predictions: dict[tuple[str, str, int], Predictions]
+    config: dict[str, Any] = field(default_factory=dict)  # results.json's config, as written by the run
 
     def has(self, group: str, method: str) -> bool:
         return all((group, method, s) in self.predictions for s in self.seeds)
@@ -46,6 +47,12 @@ class RunData:
     def i2m2_methods(self, group: str) -> list[str]:
         """Rows of the I2M2 model (``i2m2`` or ``i2m2[<fusion>]``) present in this group."""
         return [m for m in self.methods if method_base(m) == "i2m2" and self.has(group, m)]
+
+    def source(self) -> str:
+        """Where the run's data came from and its seeds, for chart titles: ``data: X, 3 seeds``."""
+        data_dir = self.config.get("data_dir")
+        data = f"data: {Path(str(data_dir)).name}, " if data_dir else ""
+        return f"{data}{len(self.seeds)} seed{'s' if len(self.seeds) != 1 else ''}"
 
     def group_name(self, group_id: int) -> str:
         names = self.group_names
@@ -114,6 +121,7 @@ def load_run(run_dir: Path) -> RunData:
         monitor=str(config.get("monitor", "acc")),
         rows=rows,
         predictions=predictions,
+        config=config,
     )
 
 

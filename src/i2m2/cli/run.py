@@ -30,7 +30,11 @@ from i2m2.training.scale import ScaleConfig
 RUN_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "seeds": (int, 3, "number of seeds; seed k is one full comparison"),
     "out": (Path | None, None, "run folder (default: runs/<experiment>-<time>)"),
-    "methods": (str, None, "rows to produce, e.g. unimodal:image intra inter i2m2 (default: all)"),
+    "methods": (
+        str,
+        None,
+        "rows to produce, e.g. unimodal:image intra inter i2m2 (default: the experiment's, usually all)",
+    ),
     "fusion": (str, None, "inter experts to compare, e.g. late lrtf (default: the experiment's)"),
     "data_dir": (Path | None, None, "the dataset folder, for experiments that read files"),
     "max_epochs": (int | None, None, "override every stage's epochs (quick looks, smoke tests)"),

@@ -17,6 +17,10 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         inputs: modality name -> tensor with the example axis first.
         labels: integer labels ``(N,)``.
         groups: optional per-example group ids (e.g. OOD split, regime) kept for per-group analysis.
+
+    Floating inputs of another dtype (float64 from numpy/scikit-learn, float16, bfloat16) are cast to
+    float32, the models' dtype; integer inputs (token ids) and bool masks are kept as they are. The model
+    itself still rejects a wrong dtype, so data built without this class must be cast by its author.
     """
 
     def __init__(self, inputs: Mapping[str, Tensor], labels: Tensor, groups: Tensor | None = None) -> None:
@@ -29,7 +33,7 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
             )
         if labels.is_floating_point():
             raise ValueError(f"labels: expected an integer tensor, got {labels.dtype}")
-        self.inputs = dict(inputs)
+        self.inputs = {m: _as_model_dtype(x) for m, x in inputs.items()}
         self.labels = labels.long()
         self.groups = groups
 
@@ -57,6 +61,11 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         """The examples at ``index`` (a tensor of positions), as a new dataset sharing no state."""
         groups = None if self.groups is None else self.groups[index]
         return MultimodalDataset({m: x[index] for m, x in self.inputs.items()}, self.labels[index], groups)
+
+
+def _as_model_dtype(x: Tensor) -> Tensor:
+    """Floating tensors as float32 (the models' dtype); anything else unchanged."""
+    return x.float() if x.is_floating_point() and x.dtype != torch.float32 else x
 
 
 def already_batched(batch: tuple[dict[str, Tensor], Tensor]) -> tuple[dict[str, Tensor], Tensor]:

@@ -112,9 +112,16 @@ class RunFolder:
         atomic_write_text(self.path / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
     def write_results(
-        self, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any], monitor: str, title: str
+        self,
+        experiment: str,
+        rows: list[dict[str, Any]],
+        config: dict[str, Any],
+        monitor: str,
+        title: str,
+        levels: dict[str, dict[str, float]] | None = None,
     ) -> dict[str, Any]:
-        """results.json/.csv/.md and the chart; returns results.json's content."""
+        """results.json/.csv/.md and the chart (with chance and majority lines when ``levels`` has them,
+        per group); returns results.json's content."""
         results = write_results(self.path, experiment, rows, config)
-        bar_chart(rows, self.path / "results.png", monitor, title)
+        bar_chart(rows, self.path / "results.png", monitor, title, levels)
         return results

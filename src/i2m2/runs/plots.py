@@ -1,11 +1,14 @@
 """Grouped bar charts in the style of the paper's Figures 2 and C.6: the run's chart and the analyses'.
 
 Categories (regimes, tasks, question types, ...) on x, one bar per series, error bars over seeds.
+Accuracy charts carry reference levels as labelled lines: chance (1/C) and the majority-class rate of
+the test labels, so a bar at that height does not read as a gain.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,26 @@ import numpy as np
 
 from i2m2.atomic import atomic_write
 
+# label -> one value per category (in the chart's units); drawn as a line across each category.
+References = Mapping[str, Sequence[float]]
+CHANCE = "chance (1/C)"
+MAJORITY = "majority class (test labels)"
+_REFERENCE_STYLE = {CHANCE: ("black", "--"), MAJORITY: ("dimgray", ":")}
 
-def bar_chart(rows: Sequence[Mapping[str, Any]], path: Path, metric: str = "acc", title: str = "") -> None:
-    """Bars of ``metric`` (mean ± std over seeds, in %) per method, grouped by regime/task; atomic PNG."""
+
+def bar_chart(
+    rows: Sequence[Mapping[str, Any]],
+    path: Path,
+    metric: str = "acc",
+    title: str = "",
+    levels: Mapping[str, Mapping[str, float]] | None = None,
+) -> None:
+    """Bars of ``metric`` (mean ± std over seeds, in %) per method, grouped by regime/task; atomic PNG.
+
+    Args:
+        levels: per group, ``{"chance": 1/C, "majority": share of the commonest test label}`` (fractions);
+            drawn as reference lines when ``metric`` is an accuracy.
+    """
     groups = list(dict.fromkeys(r["group"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     series = {}
@@ -33,8 +53,22 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], path: Path, metric: str = "acc"
             [100 * s["mean"] if s else np.nan for s in stats],
             [100 * s["std"] if s else 0.0 for s in stats],
         )
-    png = grouped_bars([g or metric for g in groups], series, f"test {metric} (%)", title)
+    references = accuracy_references(levels or {}, groups) if metric in ("acc", "accuracy") else {}
+    png = grouped_bars(
+        [g or metric for g in groups], series, f"test {metric} (%)", title, references=references
+    )
     atomic_write(path, lambda f: f.write(png))
+
+
+def accuracy_references(levels: Mapping[str, Mapping[str, float]], categories: Sequence[str]) -> References:
+    """Chance and majority lines (in %) for categories keyed like ``levels``; none when any is unknown."""
+    if not categories or any(c not in levels for c in categories):
+        return {}
+    return {
+        label: [100 * float(levels[c][key]) for c in categories]
+        for label, key in ((CHANCE, "chance"), (MAJORITY, "majority"))
+        if all(key in levels[c] for c in categories)
+    }
 
 
 def grouped_bars(
@@ -43,6 +77,7 @@ def grouped_bars(
     ylabel: str,
     title: str = "",
     hline: tuple[float, str] | None = None,
+    references: References | None = None,
 ) -> bytes:
     """PNG bytes of bars ``series[label] = (means, stds)`` (one value per category), error bars = std.
 
@@ -50,32 +85,40 @@ def grouped_bars(
         categories: the x-axis groups.
         series: label -> per-category means and standard deviations (NaN leaves a gap).
         ylabel: the y-axis label.
-        title: the chart title.
+        title: the chart title (wrapped to the figure's width, never cut off).
         hline: an optional reference line ``(value, label)``, e.g. the label entropy.
+        references: label -> one level per category (e.g. chance and majority accuracy), each drawn
+            as a labelled line; one straight line when the level is the same everywhere.
     """
     width = 0.8 / max(len(series), 1)
-    lines = max((c.count("\n") + 1 for c in categories), default=1)
     longest = max((len(line) for c in categories for line in c.splitlines()), default=1)
     per_category = max(0.5 * len(series), 0.09 * longest)  # room for the bars and for the tick label
-    fig, ax = plt.subplots(figsize=(max(6.0, per_category * len(categories) + 2), 4))
+    fig_width = max(6.0, per_category * len(categories) + 2)
+    fig, ax = plt.subplots(figsize=(fig_width, 4.4), layout="constrained")
     x = np.arange(len(categories))
     for i, (label, (means, stds)) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
         ax.bar(x + offset, means, width, yerr=stds, capsize=2, label=label)
     if hline is not None:
         ax.axhline(hline[0], color="black", linestyle="--", linewidth=1, label=hline[1])
+    for label, values in (references or {}).items():
+        color, style = _REFERENCE_STYLE.get(label, ("gray", "-."))
+        if len(values) and np.allclose(values, values[0]):
+            ax.axhline(values[0], color=color, linestyle=style, linewidth=1.2, label=label)
+        else:
+            ax.hlines(values, x - 0.45, x + 0.45, colors=color, linestyles=style, linewidth=1.2, label=label)  # type: ignore[arg-type]
     ax.set_xticks(x, list(categories))
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize="medium")
-    ax.legend(
-        fontsize="small",
-        ncol=min(len(series) + 1, 4),
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12 - 0.07 * (lines - 1)),
-    )
+    ax.set_title(wrap_title(title, fig_width), fontsize="medium")
+    entries = len(series) + (hline is not None) + len(references or {})
+    fig.legend(fontsize="small", ncol=min(entries, 4), loc="outside lower center")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def wrap_title(title: str, fig_width: float) -> str:
+    """The title broken into lines that fit a figure ``fig_width`` inches wide (medium font)."""
+    return "\n".join(textwrap.fill(line, max(30, int(fig_width * 11))) for line in title.splitlines())

@@ -85,6 +85,23 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> st
     return "\n".join(lines) + "\n"
 
 
+def levels_text(levels: Mapping[str, Mapping[str, float]]) -> str:
+    """``chance 25.0%, majority class 31.2%`` per group (the test labels' commonest class), once when
+    every group has the same levels."""
+    values = {(round(v["chance"], 4), round(v["majority"], 4)) for v in levels.values()}
+    if len(levels) > 1 and len(values) == 1:
+        v = next(iter(levels.values()))
+        return (
+            f"every group: chance (1/C) {100 * v['chance']:.1f}%, "
+            f"majority class of the test labels {100 * v['majority']:.1f}%"
+        )
+    return "; ".join(
+        f"{group + ': ' if group else ''}chance (1/C) {100 * v['chance']:.1f}%, "
+        f"majority class of the test labels {100 * v['majority']:.1f}%"
+        for group, v in levels.items()
+    )
+
+
 def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Wall time (s) and epochs per job, mean ± std over seeds, one line per (group, method)."""
     lines = ["| method | group | wall time per job (s) | epochs |", "|---|---|---|---|"]
@@ -126,6 +143,11 @@ def write_results(
     present = [m for m in TABLE_METRICS if any(m in r["metrics"] for r in rows)]
     n_seeds = len(config.get("seeds", []))
     parts = [f"# {experiment}: test metrics (%), mean ± std over {n_seeds} seed(s)\n"]
+    if config.get("title"):
+        parts.append(f"\n{config['title']}\n")
+    levels = config.get("levels") or {}
+    if levels:
+        parts.append("\nReference accuracy levels: " + levels_text(levels) + "\n")
     parts += [f"\n## {metric}\n\n" + markdown_table(rows, metric) for metric in present]
     if rows and all("wall_time_s" in r and "epochs" in r for r in rows):
         parts.append("\n## cost per job\n\n" + cost_table(rows))

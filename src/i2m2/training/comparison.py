@@ -34,8 +34,8 @@ class RunOptions:
 
     Args:
         seeds: the number of seeds; seed k gives one full comparison (weights, batch order, sampling).
-        methods: rows to produce, e.g. ``unimodal:image intra inter i2m2`` (default: all); products also
-            run the stage-1 jobs they start from.
+        methods: rows to produce, e.g. ``unimodal:image intra inter i2m2`` (default: the experiment's
+            ``default_methods``, else all); products also run the stage-1 jobs they start from.
         fusion: the inter experts to compare, of the experiment's fusions (default: the experiment's).
         data_dir: the dataset folder, for experiments that read files.
         max_epochs: overrides every stage's epochs (quick looks, smoke tests).
@@ -97,13 +97,21 @@ class Comparison:
         self.folder = folder
         self.options = options
         self.fusions = self._fusions()
-        self.methods = list(options.methods or all_methods(experiment, self.fusions))
+        self.methods = list(
+            options.methods or experiment.default_methods or all_methods(experiment, self.fusions)
+        )
         self.jobs = plan_jobs(experiment, self.methods, options.from_scratch, self.fusions)
         if options.all_subsets and len(experiment.modalities) < 3:
             raise UserError(f"--all-subsets needs three or more modalities; '{experiment.name}' has two")
         if options.data_dir is None and experiment.needs_data_dir:
             raise UserError(f"experiment '{experiment.name}' reads files: pass --data-dir DIR")
         self._weights: dict[str, dict[str, Any]] = {}  # this (group, seed)'s finished weights, by method
+        # What analyses need to rebuild products from the saved per-expert predictions: each method's
+        # experts (the modalities each reads, whether it handles missing ones itself) and, with the prior
+        # correction, the log prior of each (group, seed); and each group's chance and majority accuracy.
+        self._experts: dict[str, dict[str, dict[str, Any]]] = {}
+        self._log_priors: dict[str, dict[str, list[float]]] = {}
+        self._majority: dict[str, list[float]] = {}
         self.interactive = sys.stderr.isatty()
         self.epoch_progress = epoch_progress and self.interactive
         self.epoch_lines = epoch_progress and not self.interactive
@@ -141,7 +149,41 @@ class Comparison:
             "all_subsets": o.all_subsets,
             "data_dir": None if o.data_dir is None else str(o.data_dir),
             "scale": asdict(o.scale),
+            "title": self.title(),
+            "experts": self._experts,
+            "log_priors": self._log_priors,
+            "levels": self.levels(),
         }
+
+    def title(self) -> str:
+        """The chart's title: the experiment, where its data came from, and the seeds."""
+        e, o = self.experiment, self.options
+        name = None if o.data_dir is None else o.data_dir.name or str(o.data_dir)
+        source = f"; data: {name}" if name and name not in e.description else ""
+        seeds = f"{o.seeds} seed{'s' if o.seeds > 1 else ''}"
+        return f"{e.name}: {e.description}{source} ({seeds}, test set)"
+
+    def levels(self) -> dict[str, dict[str, float]]:
+        """Per group: chance accuracy 1/C and the majority-class rate of the test labels (mean over the
+        seeds whose data was loaded in this invocation; groups without single-label test labels have none)."""
+        return {
+            g: {"chance": 1.0 / self.experiment.classes(g), "majority": sum(v) / len(v)}
+            for g, v in self._majority.items()
+            if v
+        }
+
+    def _note_data(self, group: str, splits: Splits) -> None:
+        import torch
+
+        labels = getattr(splits.test, "labels", None)
+        if (
+            isinstance(labels, torch.Tensor)
+            and labels.dim() == 1
+            and len(labels)
+            and not labels.is_floating_point()
+        ):
+            counts = torch.bincount(labels.long(), minlength=splits.num_classes)
+            self._majority.setdefault(group, []).append(float(counts.max()) / len(labels))
 
     def run(self) -> dict[str, Any]:
         """Train and test every job, then write the tables and the chart. Returns results.json's content."""
@@ -165,11 +207,13 @@ class Comparison:
                     finished = self.folder.finished_job(stem) if self.options.resume else None
                     if finished is not None:
                         metrics[key] = finished["metrics"]
+                        self._note_record(group, seed, job.method, finished)
                         costs[key] = {k: finished[k] for k in ("wall_time_s", "epochs") if k in finished}
                         self._progress(bar, done, total, key, "already done (resumed)")
                         continue
                     if splits is None:
                         splits = experiment.load_data(group, self.options.data_dir, seed)
+                        self._note_data(group, splits)
                     t0 = time.perf_counter()
                     metrics[key], costs[key] = self._run_job(job, group, seed, splits, stem, t0)
                     summary = " ".join(f"{k}={v:.4f}" for k, v in metrics[key].items() if k != "loss")
@@ -184,8 +228,15 @@ class Comparison:
         if not is_global_zero():
             return {}
         return self.folder.write_results(
-            experiment.name, rows, config, experiment.monitor, experiment.description
+            experiment.name, rows, config, experiment.monitor, config["title"], config["levels"]
         )
+
+    def _note_record(self, group: str, seed: int, method: str, record: dict[str, Any]) -> None:
+        """Keep what a job record says about its experts and prior (jobs finished before --resume)."""
+        if isinstance(record.get("experts"), dict):
+            self._experts[method] = record["experts"]
+        if isinstance(record.get("log_prior"), list):
+            self._log_priors.setdefault(group, {})[str(seed)] = record["log_prior"]
 
     def _progress(self, bar: Any, done: int, total: int, key: tuple[str, str, int], text: str) -> None:
         group, method, seed = key
@@ -269,12 +320,25 @@ class Comparison:
             objective=self.experiment.objective,
         )
         self._weights[job.method] = result.state_dict
+        layout = {
+            name: {
+                "modalities": list(e.modalities),
+                "handles_missing": bool(getattr(e, "handles_missing", False)),
+            }
+            for name, e in model.named_experts().items()
+        }
+        extra: dict[str, Any] = {"experts": layout}
+        if model.log_prior is not None and model.log_prior.dim() == 1:
+            extra["log_prior"] = [float(v) for v in model.log_prior]
+        self._note_record(group, seed, job.method, extra)
         if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
             return result.metrics, {}
         if result.predictions is not None:
             self.folder.save_predictions(group, job.method, seed, result.predictions)
         wall_time = round(time.perf_counter() - started, 2)  # training, test and the files
-        record = facts | {"metrics": result.metrics, "epochs": result.epochs, "wall_time_s": wall_time}
+        record = (
+            facts | {"metrics": result.metrics, "epochs": result.epochs, "wall_time_s": wall_time} | extra
+        )
         self.folder.save_job(stem, record)
         return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
 
