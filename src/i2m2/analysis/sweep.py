@@ -129,7 +129,12 @@ def sweep_analysis(run: RunData) -> list[Artifact]:
 
 
 def _diff_text(c: Cell) -> str:
-    return f"{100 * c.diff:+.1f}" + ("" if math.isnan(c.se) else f" ± {100 * c.se:.1f}")
+    return _signed(100 * c.diff) + ("" if math.isnan(c.se) else f" ± {100 * c.se:.1f}")
+
+
+def _signed(value: float) -> str:
+    """``+1.2``, ``-0.7``; ``0.0`` rather than ``-0.0``."""
+    return "0.0" if abs(value) < 0.05 else f"{value:+.1f}"
 
 
 def heatmap(run: RunData, cells: list[Cell]) -> bytes:
@@ -139,7 +144,8 @@ def heatmap(run: RunData, cells: list[Cell]) -> bytes:
     grid = np.full((len(intra), len(inter)), np.nan)
     for c in cells:
         grid[intra.index(c.intra_strength), inter.index(c.inter_strength)] = 100 * c.diff
-    limit = max(1.0, float(np.nanmax(np.abs(grid))))
+    # a colour scale of at least ±5 points: differences of a fraction of a point look as small as they are
+    limit = max(5.0, float(np.nanmax(np.abs(grid))))
     fig_width = 1.3 * len(inter) + 3.2
     fig, ax = plt.subplots(figsize=(fig_width, 0.9 * len(intra) + 2.4), layout="constrained")
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, origin="lower", aspect="auto")
@@ -150,7 +156,7 @@ def heatmap(run: RunData, cells: list[Cell]) -> bytes:
             ax.add_patch(
                 plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="gray", lw=0)
             )
-        label = f"{100 * c.diff:+.1f}\nvs {c.better}" + ("\n≈ noise" if noise else "")
+        label = f"{_signed(100 * c.diff)}\nvs {c.better}" + ("\n≈ noise" if noise else "")
         dark = abs(100 * c.diff) > 0.6 * limit
         ax.text(j, i, label, ha="center", va="center", fontsize="small", color="white" if dark else "black")
     ax.set_xticks(range(len(inter)), [f"{b:g}" for b in inter])
