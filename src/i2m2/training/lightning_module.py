@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
@@ -66,6 +67,10 @@ class MethodModule(pl.LightningModule):
         self.momentum = momentum
         self.val_metrics = self.objective.metrics(num_classes, "val/")
         self.test_metrics = self.objective.metrics(num_classes, "test/")
+        # Evaluation metrics and losses are accumulated by torchmetrics and logged once per epoch: logging
+        # a metric collection per batch cost about a millisecond, a small model's whole step a few.
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self._train_loss_logged = False
         self.step_logging = True  # per-step loss in the progress bar; the trainer turns it off without one
         self.collect_predictions = False  # keep per-example test outputs (one process only)
         self.test_outputs: list[dict[str, Any]] = []
@@ -89,19 +94,54 @@ class MethodModule(pl.LightningModule):
         logits, masks, target = self._outputs(batch, batch_idx)
         loss = self.objective.loss(self._log_probs(logits, masks), target)
         # With a bar the step's loss shows; either way train/loss at epoch end is the epoch's mean.
-        size = self.objective.batch_size(target)
-        self.log("train/loss", loss, prog_bar=True, on_step=self.step_logging, on_epoch=True, batch_size=size)
+        self.train_loss.update(loss.detach(), self.objective.batch_size(target))
+        if self.step_logging:  # a progress bar shows each step's loss (a log call costs ~1 ms: only then)
+            self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()
+        self._train_loss_logged = False
+
+    def _log_train_loss(self) -> None:
+        """The epoch's mean training loss, logged once: at the epoch's validation (so that callbacks
+        reading it at the epoch's end see it), or at the epoch's end when there is no validation."""
+        if not self._train_loss_logged and self.train_loss.update_count > 0:
+            self.log("train/loss", self.train_loss.compute(), prog_bar=self.step_logging)
+            self._train_loss_logged = True
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train_loss()
 
     def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> tuple[Any, ...]:
         logits, masks, target = self._outputs(batch, batch_idx)
         log_probs = self._log_probs(logits, masks)
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        size = self.objective.batch_size(target)
+        metrics, losses = (
+            (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
+        )
         self.objective.update(metrics, log_probs, target)
-        self.log(f"{stage}/loss", self.objective.loss(log_probs, target), sync_dist=True, batch_size=size)
-        self.log_dict(metrics, prog_bar=stage == "val", batch_size=size)
+        losses.update(self.objective.loss(log_probs, target), self.objective.batch_size(target))
         return logits, masks, log_probs
+
+    def _log_epoch(self, stage: str) -> None:
+        """One log call per epoch; torchmetrics syncs the sums across processes in ``compute``."""
+        metrics, losses = (
+            (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
+        )
+        values = {name: value for name, value in metrics.compute().items()} | {
+            f"{stage}/loss": losses.compute()
+        }
+        self.log_dict(values, prog_bar=stage == "val")
+        metrics.reset()
+        losses.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+        if not self.trainer.sanity_checking:
+            self._log_train_loss()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
