@@ -196,8 +196,8 @@ def markdown(report: dict[str, Any]) -> str:
         o, b = r["ours"], r["bare"]
         lines.append(
             f"| {job} | {o['train']:.1f} / {o['val']:.1f} / {o['test']:.1f} / {o['wall_s']:.1f} | "
-            f"{b['train']:.1f} / {b['forward_val_test']:.1f} | {r['train_ratio']:.2f} | {r['job_ratio']:.2f} | "
-            f"{r['speedup_vs_authors_full_size']:.2f} |"
+            f"{b['train']:.1f} / {b['forward_val_test']:.1f} | {r['train_ratio']:.2f} | "
+            f"{r['job_ratio']:.2f} | {r['speedup_vs_authors_full_size']:.2f} |"
         )
     s = report["summary"]
     lines += [
