@@ -21,6 +21,10 @@ from i2m2.runs.plots import grouped_bars
 
 STAGE1 = "stage-1 models"
 FINETUNED = "fine-tuned experts"
+READING_LABELS = {  # chart categories that say which experts "every expert alone" means
+    STAGE1: "experts = stage-1 models\n(unimodal and inter, trained alone)",
+    FINETUNED: "experts = I2M2's own\nfine-tuned experts",
+}
 
 
 @dataclass
@@ -113,10 +117,11 @@ def rescue_analysis(run: RunData) -> list[Artifact]:
             for label, field in (("rescued by I2M2", "rescued"), ("lost by I2M2", "lost"))
         }
         png = grouped_bars(
-            readings,
+            [READING_LABELS.get(r, r) for r in readings],
             series,
-            "% of test examples",
-            f"{run.experiment} {title}: examples I2M2 rescues and loses",
+            "% of all test examples",
+            f"{run.experiment} {title}: examples I2M2 rescues and loses ({run.source()})\n"
+            "rescued: every expert alone wrong, I2M2 right; lost: I2M2 wrong, some expert alone right",
         )
         artifacts.append(Artifact(f"rescue{file_suffix(len(keys), group, method)}.png", png))
     artifacts.append(Artifact("rescue.md", "".join(md).encode()))
