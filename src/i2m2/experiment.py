@@ -19,6 +19,9 @@ from i2m2.models.expert import Expert
 from i2m2.objective import Objective
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
+# How BatchNorm normalizes at validation and test (see i2m2.training.batchnorm).
+BNStats = Literal["running", "precise", "batch"]
+BN_STATS: tuple[str, ...] = ("running", "precise", "batch")
 
 
 @dataclass
@@ -35,6 +38,10 @@ class StageConfig:
         gradient_clip_val: clip the gradient norm to this value (> 0; None: no clipping).
         patience: early-stopping patience in epochs on the monitored validation metric (>= 0; None: off;
             the best validation epoch is still the one tested).
+        bn_stats: BatchNorm at validation and test: ``running`` (eval mode, the running averages kept
+            during training), ``precise`` (eval mode, running statistics first recomputed over the
+            training set) or ``batch`` (each evaluated batch's own statistics, as the authors' unimodal
+            script; results then depend on batch size and composition).
     """
 
     optimizer: Optimizer = "adam"
@@ -45,6 +52,7 @@ class StageConfig:
     batch_size: int = 64
     gradient_clip_val: float | None = None
     patience: int | None = None
+    bn_stats: BNStats = "running"
 
     def __post_init__(self) -> None:
         check_stage_values(self, "")
@@ -65,6 +73,7 @@ class StageChanges:
     batch_size: int | None = None
     gradient_clip_val: float | None = None
     patience: int | None = None
+    bn_stats: BNStats | None = None
 
     def __post_init__(self) -> None:
         check_stage_values(self, "")
@@ -84,6 +93,8 @@ def check_stage_values(stage: StageConfig | StageChanges, where: str) -> None:
         "gradient_clip_val": (lambda v: v > 0, "> 0 (or null for no clipping)"),
         "patience": (lambda v: v >= 0, ">= 0 (or null for no early stopping)"),
     }
+    if stage.bn_stats is not None and stage.bn_stats not in BN_STATS:
+        raise ValueError(f"{where}bn_stats: expected one of {list(BN_STATS)}, got {stage.bn_stats!r}")
     for name, (ok, expected) in limits.items():
         value = getattr(stage, name)
         if value is None:
@@ -100,17 +111,25 @@ class Recipe:
         pretrain: stage-1 settings of every expert.
         finetune: stage-2 settings (joint fine-tuning of intra and I2M2; also their ``--from-scratch`` runs).
         experts: per-expert changes to ``pretrain``, keyed by a modality or ``inter`` (every inter expert).
+        finetune_methods: per-method changes to ``finetune``, keyed ``intra`` or ``i2m2`` (e.g. a recipe
+            that fine-tunes intra and I2M2 at different rates); applied last, so they hold under
+            ``--from-scratch`` too.
     """
 
     pretrain: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
     experts: dict[str, StageChanges] = field(default_factory=dict)
+    finetune_methods: dict[str, StageChanges] = field(default_factory=dict)
 
     def stage1(self, expert: str) -> StageConfig:
         """Stage-1 settings of one expert (``inter``, ``inter:a+b`` and ``inter[lrtf]`` use ``inter``)."""
         key = "inter" if expert.startswith("inter") else expert
         changes = self.experts.get(key)
         return self.pretrain if changes is None else changes.applied_to(self.pretrain)
+
+
+# The stage-2 methods a recipe's ``finetune_methods`` may change.
+FINETUNED_METHODS = ("intra", "i2m2")
 
 
 class Splits(Protocol):
@@ -193,6 +212,12 @@ class Experiment:
             raise ValueError(
                 f"experiment '{self.name}': recipe.experts names {sorted(unknown)}; "
                 f"expected modalities {list(self.modalities)} or 'inter'"
+            )
+        unknown = set(self.recipe.finetune_methods) - set(FINETUNED_METHODS)
+        if unknown:
+            raise ValueError(
+                f"experiment '{self.name}': recipe.finetune_methods names {sorted(unknown)}; "
+                f"expected some of {list(FINETUNED_METHODS)}"
             )
 
     def classes(self, group: str) -> int:

@@ -2,7 +2,8 @@
 
 One jsonargparse parser reads everything: the run's options, the experiment factory's own keyword
 arguments (``--tasks`` for mimic, ``--hidden`` for features, a user's factory's), changes to the recipe
-(``--pretrain.lr``, ``--finetune.max_epochs``, ``--experts.inter.lr``) and the Trainer's scale-out settings
+(``--pretrain.lr``, ``--finetune.max_epochs``, ``--experts.inter.lr``, ``--finetune-methods.intra.lr``)
+and the Trainer's scale-out settings
 (``--trainer.devices``). ``--config FILE`` reads the same keys from YAML; ``--print-config`` writes them.
 """
 
@@ -22,7 +23,7 @@ from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from i2m2.catalog import ExperimentFactory, build_experiment, experiment_names, get_factory
 from i2m2.errors import UserError
-from i2m2.experiment import Experiment, Recipe, StageChanges
+from i2m2.experiment import FINETUNED_METHODS, Experiment, Recipe, StageChanges
 from i2m2.training.comparison import Comparison, RunOptions
 from i2m2.training.scale import ScaleConfig
 
@@ -48,6 +49,7 @@ FLAGS = {
     "resume": "continue the run in --out, skipping finished jobs",
 }
 LIST_OPTIONS = ("methods", "fusion")
+RECIPE_OPTIONS = ("trainer", "pretrain", "finetune", "experts", "finetune_methods")
 
 
 def flag() -> Any:
@@ -98,10 +100,16 @@ def build_run_parser(prog: str, factory: ExperimentFactory | None, positional: b
         default={},
         help="stage-1 changes per expert (a modality or inter)",
     )
+    parser.add_argument(
+        "--finetune-methods",
+        type=dict[str, StageChanges],
+        default={},
+        help="stage-2 changes per method (intra or i2m2), applied after --finetune",
+    )
     if factory is not None:
         hints = get_type_hints(factory)
         for name, param in factory_options(factory).items():
-            if name in RUN_OPTIONS or name in FLAGS or name in ("trainer", "pretrain", "finetune", "experts"):
+            if name in RUN_OPTIONS or name in FLAGS or name in RECIPE_OPTIONS:
                 raise UserError(f"experiment option '{name}' clashes with an 'i2m2 run' option; rename it")
             default = None if param.default is inspect.Parameter.empty else param.default
             kind, extra = option_type(hints.get(name, Any))
@@ -141,12 +149,30 @@ def experiment_ref(argv: list[str]) -> str | None:
 def resolved_recipe(experiment: Experiment, values: Any) -> Recipe:
     """The experiment's recipe with the user's changes applied; expert names are checked."""
     base = experiment.recipe
-    changes: dict[str, StageChanges] = dict(values.experts or {})
-    known = {*experiment.modalities, "inter"}
+    return Recipe(
+        pretrain=values.pretrain.applied_to(base.pretrain),
+        finetune=values.finetune.applied_to(base.finetune),
+        experts=merged_changes(
+            base.experts, values.experts, {*experiment.modalities, "inter"}, "--experts: unknown expert(s)"
+        ),
+        finetune_methods=merged_changes(
+            base.finetune_methods,
+            values.finetune_methods,
+            set(FINETUNED_METHODS),
+            "--finetune-methods: unknown method(s)",
+        ),
+    )
+
+
+def merged_changes(
+    base: dict[str, StageChanges], given: dict[str, StageChanges] | None, known: set[str], unknown_text: str
+) -> dict[str, StageChanges]:
+    """The recipe's per-name changes with the user's on top (a field the user sets wins)."""
+    changes = dict(given or {})
     unknown = sorted(set(changes) - known)
     if unknown:
-        raise UserError(f"--experts: unknown expert(s) {unknown}; expected some of {sorted(known)}")
-    merged = dict(base.experts)
+        raise UserError(f"{unknown_text} {unknown}; expected some of {sorted(known)}")
+    merged = dict(base)
     for name, change in changes.items():
         old = merged.get(name, StageChanges())
         merged[name] = StageChanges(
@@ -155,11 +181,7 @@ def resolved_recipe(experiment: Experiment, values: Any) -> Recipe:
                 for f in fields(StageChanges)
             }
         )
-    return Recipe(
-        pretrain=values.pretrain.applied_to(base.pretrain),
-        finetune=values.finetune.applied_to(base.finetune),
-        experts=merged,
-    )
+    return merged
 
 
 def default_threads() -> int:
@@ -203,9 +225,12 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         skip = ("config", "print_config", "experiment", "__path__")
         resolved = {k: v for k, v in vars(values).items() if k not in skip and not k.startswith("__")}
         resolved |= {"pretrain": asdict(recipe.pretrain), "finetune": asdict(recipe.finetune)}
-        resolved["experts"] = {
-            n: {k: v for k, v in asdict(c).items() if v is not None} for n, c in recipe.experts.items()
-        }
+        for key in ("experts", "finetune_methods"):
+            resolved[key] = {
+                n: {k: v for k, v in asdict(c).items() if v is not None}
+                for n, c in getattr(recipe, key).items()
+            }
+        print(f"# {experiment.name}: {experiment.description}")  # a comment: --config ignores it
         print(yaml.safe_dump(_plain(resolved), sort_keys=False), end="")
         return 0
     experiment.recipe = recipe

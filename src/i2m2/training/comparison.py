@@ -22,6 +22,7 @@ from i2m2.experiment import Experiment, Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.methods import build_method
 from i2m2.runs.folder import RunFolder
+from i2m2.runs.predictions import Predictions
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import fit_and_test, quiet_lightning
 from i2m2.training.plan import Job, all_methods, plan_jobs
@@ -270,6 +271,8 @@ class Comparison:
         config = recipe.finetune if job.stage == 2 else recipe.stage1(job.base.removeprefix("unimodal:"))
         if job.stage == 2 and self.options.from_scratch:
             config = replace(config, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience)
+        if job.stage == 2 and job.base in recipe.finetune_methods:  # per-method changes apply last
+            config = recipe.finetune_methods[job.base].applied_to(config)
         return (
             config if self.options.max_epochs is None else replace(config, max_epochs=self.options.max_epochs)
         )
@@ -319,6 +322,8 @@ class Comparison:
             num_workers=self.options.num_workers,
             objective=self.experiment.objective,
         )
+        if job.stage == 2 and self.experiment.objective is None and result.predictions is not None:
+            result.metrics["mixture_acc"] = mixture_accuracy(result.predictions)  # the authors' intra test
         self._weights[job.method] = result.state_dict
         layout = {
             name: {
@@ -341,6 +346,18 @@ class Comparison:
         )
         self.folder.save_job(stem, record)
         return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
+
+
+def mixture_accuracy(predictions: Predictions) -> float:
+    """Accuracy of the mixture of a product's experts: the argmax of the mean of their probabilities.
+
+    The authors' code trains and validates intra as the product but tests it this way
+    (``intra_modality.py:244`` in divyam3897/I2M2); every expert counts for every example.
+    """
+    import numpy as np
+
+    probs = np.mean([np.exp(lp.astype(np.float64)) for lp in predictions.experts.values()], axis=0)
+    return float(np.mean(probs.argmax(axis=1) == predictions.labels))
 
 
 def training_labels(splits: Splits) -> Any:

@@ -23,6 +23,7 @@ from i2m2.experiment import Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.objective import Objective
 from i2m2.runs.predictions import Predictions
+from i2m2.training.batchnorm import batchnorm_callbacks
 from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.lightning_module import MethodModule
 from i2m2.training.progress import EpochLogLines
@@ -119,6 +120,7 @@ def fit_and_test(
         auto_insert_metric_name=False,
     )
     callbacks: list[pl.Callback] = [best]
+    callbacks += batchnorm_callbacks(config.bn_stats)  # BatchNorm at validation and test
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
     if epoch_lines is not None and not progress_bar:
