@@ -30,7 +30,7 @@ from i2m2.training.scale import ScaleConfig
 # Run options with their types and help; their names on the command line use dashes.
 RUN_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "seeds": (int, 3, "number of seeds; seed k is one full comparison"),
-    "out": (Path | None, None, "run folder (default: runs/<experiment>-<time>)"),
+    "out": (str | None, None, "run folder (default: runs/<experiment>-<time>)"),  # str: '' is refused
     "methods": (
         str,
         None,
@@ -234,7 +234,7 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         print(yaml.safe_dump(_plain(resolved), sort_keys=False), end="")
         return 0
     experiment.recipe = recipe
-    threads = values.threads or default_threads()
+    threads = values.threads if values.threads is not None else default_threads()
     if threads < 1:
         raise UserError(f"--threads: expected an integer >= 1, got {threads}")
     import torch
@@ -252,10 +252,12 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         resume=values.resume,
         num_workers=values.num_workers,
         scale=scale,
+        experiment_options={k: v for k, v in options.items() if k != "data_dir"},
     )
     from i2m2.runs.folder import RunFolder
 
-    out = values.out or Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    default_out = Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = values.out if values.out is not None else default_out
     results = Comparison(experiment, RunFolder(out, run.resume), run, epoch_progress=not demo).run()
     if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports
         return 0

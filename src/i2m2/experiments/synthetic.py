@@ -54,6 +54,9 @@ def synthetic(
         n_test: test examples per seed.
         regimes: some of ``intra-dominant``, ``inter-dominant``, ``both`` (default: all three).
     """
+    for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if n < 1:
+            raise UserError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {n}")
     chosen = tuple(regimes or REGIMES)
     unknown = [r for r in chosen if r not in REGIMES]
     if unknown:

@@ -120,6 +120,12 @@ class I2M2(nn.Module):
                 "the presence mask must be a dict of modality name -> bool Tensor, "
                 f"got {type(present).__name__}"
             )
+        unknown = sorted(set(present) - set(self.modalities) - set(batch), key=str) if present else []
+        if unknown:  # a typo would otherwise leave the modality it meant marked present
+            raise ValueError(
+                f"presence mask names {unknown}, neither a modality of this model nor of the batch; "
+                f"expected some of {list(self.modalities)}"
+            )
         allow_missing = allow_missing or present is not None
         size = batch_size_of(batch)
         experts = self.named_experts()

@@ -2,7 +2,9 @@
 
 ::
 
-    run.json                                  what was run: experiment, options, resolved recipe
+    run.json                                  what was run: experiment, options, resolved recipe, and a
+                                              hash of what decides how jobs train (``--resume`` checks it)
+    .i2m2.lock                                held by the run writing here (its pid and host)
     results.json  results.csv  results.md     the tables (results.json is the stable contract)
     results.png                               the chart
     jobs/<group>__<method>__seed<k>.json      one finished job's record (test metrics, epochs, wall time)
@@ -10,16 +12,26 @@
                                               plain hyperparameters, loadable with weights_only=True)
     logs/<stem>/metrics.csv                   its learning curve (Lightning's CSVLogger)
     predictions/<stem>.npz                    its per-example test predictions
+    analysis/                                 what ``i2m2 analyze`` writes
+
+A folder belongs to one run: a new run refuses a folder holding files it did not write, ``--resume``
+refuses one whose run.json records another experiment, recipe or options, and a second run into a folder
+in use stops at the lock. Under multi-process DDP only the first process checks, locks and writes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from i2m2.atomic import atomic_write_text
 from i2m2.errors import DataError, UserError
@@ -28,6 +40,76 @@ from i2m2.runs.predictions import Predictions, job_stem, predictions_path, save_
 from i2m2.runs.results import write_results
 
 MODEL_PREFIX = "model."  # the LightningModule holds the I2M2 model as ``self.model``
+RECORD = "run.json"
+LOCK = ".i2m2.lock"
+LAYOUT = frozenset(
+    {RECORD, LOCK, "results.json", "results.csv", "results.md", "results.png"}
+    | {"jobs", "checkpoints", "logs", "predictions", "analysis"}
+)
+# What an interrupted write leaves: atomic_write's temp files and prepare's write probes.
+LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$|^\.write-test-\d+$")
+# Keys of results.json's config that decide how a job trains: a resumed run must match them.
+IDENTITY_KEYS = (
+    "modalities",
+    "num_classes",
+    "groups",
+    "fusions",
+    "recipe",
+    "max_epochs_override",
+    "from_scratch",
+    "prior_correction",
+    "all_subsets",
+    "data_dir",
+)
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def writes_files() -> bool:
+    """Whether this process is the one that writes the run folder (rank 0 of a multi-process run).
+
+    Decided from the environment too: a process of a second node starts with only ``NODE_RANK`` set,
+    before Lightning knows its rank.
+    """
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return False
+    for name in RANK_VARIABLES:
+        try:
+            if int(os.environ.get(name, "0") or 0) != 0:
+                return False
+        except ValueError:
+            continue
+    return True
+
+
+def run_record(
+    experiment: str, config: dict[str, Any], options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """run.json's content: what decides how jobs train (``identity``, hashed) and what this run covers.
+
+    Args:
+        experiment: the experiment's name.
+        config: results.json's ``config`` (see :meth:`i2m2.training.comparison.Comparison.config`).
+        options: the experiment factory's own options (``--n-train``, ``--tasks``), when known.
+    """
+    identity: dict[str, Any] = {"experiment": experiment, "experiment_options": options or {}}
+    identity |= {k: config.get(k) for k in IDENTITY_KEYS}
+    if identity["data_dir"] is not None:
+        identity["data_dir"] = str(Path(identity["data_dir"]).resolve())
+    identity["precision"] = (config.get("scale") or {}).get("precision")
+    identity = json.loads(json.dumps(identity, default=str))  # plain JSON values (tuples -> lists)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    scope = {k: config.get(k) for k in ("seeds", "methods", "scale")}
+    return {"identity": identity, "hash": digest, "scope": json.loads(json.dumps(scope, default=str))}
+
+
+def differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """``key: was X, now Y`` for each leaf where two records differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        return out
+    return [] if old == new else [f"{where or 'record'} was {old!r}, now {new!r}"]
 
 
 class RunFolder:
@@ -38,32 +120,166 @@ class RunFolder:
         resume: continue a run already there instead of refusing to write into it.
     """
 
-    def __init__(self, path: Path, resume: bool = False) -> None:
+    def __init__(self, path: Path | str, resume: bool = False) -> None:
+        if str(path).strip() == "":
+            raise UserError("--out: expected a folder path, got ''")
         self.path = Path(path)
         self.resume = resume
+        self._lock_text: str | None = None  # what this process wrote into the lock it holds
+        self._record: dict[str, Any] | None = None  # run.json's new content, written with the results
 
     @property
     def jobs(self) -> Path:
         return self.path / "jobs"
 
-    def prepare(self) -> None:
-        """Create the folder; refuse one that already holds a run unless resuming; check it is writable."""
-        if str(self.path) == "":
-            raise UserError("--out: expected a folder path, got ''")
+    def prepare(self, record: dict[str, Any] | None = None) -> None:
+        """Take the folder for this run: create it, lock it, check whose it is, clean leftovers.
+
+        Refuses a folder holding files i2m2 did not write, one that holds a run unless resuming, and,
+        when resuming, one whose run.json records another run (``record``: :func:`run_record`). Writes
+        ``record`` to run.json with the first finished job and again with the results, so a run refused or
+        failing before it finished anything leaves the folder as it was (and its rerun needs no
+        ``--resume``). Only the writing process (:func:`writes_files`) checks or writes.
+        """
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path}: exists and is not a folder")
-        if self.jobs.is_dir() and any(self.jobs.iterdir()) and not self.resume:
+        if not writes_files():
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--out {self.path}: not writable ({err.strerror or err})") from err
+        self._take_lock()
+        try:
+            self._check_owner(record)
+            self.jobs.mkdir(exist_ok=True)
+            if self.resume:
+                self._clean_leftovers()
+            self._record = record
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the lock back (when this process holds it)."""
+        if self._lock_text is None:
+            return
+        lock = self.path / LOCK
+        try:
+            if lock.read_text() == self._lock_text:
+                lock.unlink()
+        except OSError:
+            pass
+        self._lock_text = None
+
+    def _take_lock(self) -> None:
+        lock = self.path / LOCK
+        text = f"{os.getpid()} {socket.gethostname()}\n"
+        for _ in range(3):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._lock_holder(lock)
+                if holder is not None:
+                    raise UserError(
+                        f"--out {self.path}: in use by another i2m2 run ({holder}); wait for it to finish "
+                        f"or choose another folder (if no run is active, delete {lock})"
+                    ) from None
+                lock.unlink(missing_ok=True)  # left by a process that no longer runs
+                continue
+            except OSError as err:
+                raise UserError(f"--out {self.path}: not writable ({err.strerror or err})") from err
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            self._lock_text = text
+            return
+        raise UserError(f"--out {self.path}: could not take the lock {lock}; is another run starting?")
+
+    @staticmethod
+    def _lock_holder(lock: Path) -> str | None:
+        """Who holds ``lock``, or ``None`` when its process is gone (a stale lock)."""
+        try:
+            text = lock.read_text()
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return "lock unreadable"
+        parts = text.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            return None if age > 10 else "a run starting now"  # killed between creating and writing it
+        pid, host = int(parts[0]), parts[1]
+        if host != socket.gethostname():
+            return f"pid {pid} on {host}"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return f"pid {pid}"
+
+    def _check_owner(self, record: dict[str, Any] | None) -> None:
+        entries = [p for p in self.path.iterdir() if p.name != LOCK and not LEFTOVER.match(p.name)]
+        previous = self.path / RECORD
+        if previous.exists():
+            if not self.resume:
+                raise UserError(
+                    f"--out {self.path}: already holds a run; pass --resume to continue it, "
+                    "or choose another folder"
+                )
+            if record is not None:
+                found = differences(self._read_record().get("identity"), record["identity"])
+                if found:
+                    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+                    raise UserError(
+                        f"--resume {self.path}: the folder holds another run ({shown}); resume it with "
+                        "its own experiment and options, or choose another --out"
+                    )
+            return
+        has_jobs = self.jobs.is_dir() and any(self.jobs.glob("*.json"))
+        if has_jobs and not self.resume:
             raise UserError(
                 f"--out {self.path}: already holds a run; pass --resume to continue it, "
                 "or choose another folder"
             )
+        if has_jobs and all(p.name in LAYOUT for p in entries):
+            return  # a run written before run.json existed: resumable as it is
+        # Folders of the layout may hold what a run that finished no job left (fit replaces it); a file
+        # here without run.json, such as a results.csv, is someone else's.
+        foreign = sorted(p.name for p in entries if not (p.is_dir() and p.name in LAYOUT))
+        if foreign:
+            listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise UserError(
+                f"--out {self.path}: holds files i2m2 did not write ({listed}); choose a new or empty folder"
+            )
+
+    def _read_record(self) -> dict[str, Any]:
+        path = self.path / RECORD
         try:
-            self.jobs.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write-test-{os.getpid()}"  # one per process: DDP ranks check at once
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise UserError(f"--out {self.path}: not writable ({err.strerror or err})") from err
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: not a readable run record ({err})") from err
+        if not isinstance(data, dict) or not isinstance(data.get("identity"), dict):
+            raise DataError(f"{path}: expected a run record with 'identity'")
+        return data
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        path = self.path / RECORD
+        text = json.dumps(record, indent=2, default=str) + "\n"
+        if not (path.is_file() and path.read_text() == text):
+            atomic_write_text(path, text)
+
+    def _clean_leftovers(self) -> list[Path]:
+        """Remove the temp files of writes that a killed run left half done."""
+        removed = []
+        for folder, _, files in os.walk(self.path):
+            for name in files:
+                if LEFTOVER.match(name):
+                    path = Path(folder) / name
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
 
     def stem(self, group: str, method: str, seed: int) -> str:
         return job_stem(group, method, seed)
@@ -90,6 +306,8 @@ class RunFolder:
         return data
 
     def save_job(self, stem: str, record: dict[str, Any]) -> None:
+        if self._record is not None and not (self.path / RECORD).exists():
+            self._write_record(self._record)  # before the first job record: what the jobs belong to
         atomic_write_text(self.jobs / f"{stem}.json", json.dumps(record, indent=2) + "\n")
 
     def load_weights(self, stem: str) -> dict[str, torch.Tensor]:
@@ -108,9 +326,6 @@ class RunFolder:
     def save_predictions(self, group: str, method: str, seed: int, predictions: Predictions) -> None:
         save_predictions(predictions_path(self.path, group, method, seed), predictions)
 
-    def write_run_record(self, record: dict[str, Any]) -> None:
-        atomic_write_text(self.path / "run.json", json.dumps(record, indent=2, default=str) + "\n")
-
     def write_results(
         self,
         experiment: str,
@@ -123,5 +338,7 @@ class RunFolder:
         """results.json/.csv/.md and the chart (with chance and majority lines when ``levels`` has them,
         per group); returns results.json's content."""
         results = write_results(self.path, experiment, rows, config)
+        if self._record is not None:  # a resumed run may cover more seeds or methods than it did
+            self._write_record(self._record)
         bar_chart(rows, self.path / "results.png", monitor, title, levels)
         return results

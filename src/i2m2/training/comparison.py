@@ -21,12 +21,13 @@ from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.methods import build_method
-from i2m2.runs.folder import RunFolder
+from i2m2.runs.folder import RunFolder, run_record
 from i2m2.runs.predictions import Predictions
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import fit_and_test, quiet_lightning
 from i2m2.training.plan import Job, all_methods, plan_jobs
 from i2m2.training.scale import ScaleConfig
+from i2m2.training.signals import stop_on_signals
 
 
 @dataclass
@@ -46,6 +47,8 @@ class RunOptions:
         all_subsets: one inter expert per subset of two or more modalities (paper Section 5; M >= 3).
         resume: skip jobs already finished in the run folder.
         num_workers: DataLoader worker processes per job (for data read lazily from disk).
+        experiment_options: the experiment factory's options, recorded in run.json (``--resume`` checks
+            them).
     """
 
     seeds: int = 3
@@ -59,6 +62,7 @@ class RunOptions:
     resume: bool = False
     num_workers: int = 0
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -104,6 +108,7 @@ class Comparison:
         self.jobs = plan_jobs(experiment, self.methods, options.from_scratch, self.fusions)
         if options.all_subsets and len(experiment.modalities) < 3:
             raise UserError(f"--all-subsets needs three or more modalities; '{experiment.name}' has two")
+        options.scale.check_available()
         if options.data_dir is None and experiment.needs_data_dir:
             raise UserError(f"experiment '{experiment.name}' reads files: pass --data-dir DIR")
         self._weights: dict[str, dict[str, Any]] = {}  # this (group, seed)'s finished weights, by method
@@ -189,7 +194,15 @@ class Comparison:
     def run(self) -> dict[str, Any]:
         """Train and test every job, then write the tables and the chart. Returns results.json's content."""
         quiet_lightning()
-        self.folder.prepare()
+        record = run_record(self.experiment.name, self.config(), self.options.experiment_options)
+        self.folder.prepare(record)  # lock the folder; refuse another run's or a user's files
+        try:
+            with stop_on_signals(f"finished jobs are kept in {self.folder.path}; continue with --resume"):
+                return self._run()
+        finally:
+            self.folder.release()
+
+    def _run(self) -> dict[str, Any]:
         experiment, seeds = self.experiment, range(self.options.seeds)
         total = len(experiment.groups) * len(seeds) * len(self.jobs)
         bar = tqdm(total=total, desc=experiment.name, unit="job", disable=not self.interactive)
@@ -387,5 +400,5 @@ def run_experiment(
         options = RunOptions(**option_values)
     elif option_values:
         options = replace(options, **option_values)
-    results = Comparison(experiment, RunFolder(Path(out), options.resume), options, epoch_progress).run()
+    results = Comparison(experiment, RunFolder(out, options.resume), options, epoch_progress).run()
     return list(results.get("rows", []))

@@ -25,6 +25,7 @@ from i2m2.objective import Objective
 from i2m2.runs.predictions import Predictions
 from i2m2.training.batchnorm import batchnorm_callbacks
 from i2m2.training.datamodule import SplitsDataModule
+from i2m2.training.finite import FiniteLoss
 from i2m2.training.lightning_module import MethodModule
 from i2m2.training.progress import EpochLogLines
 from i2m2.training.scale import ScaleConfig
@@ -124,6 +125,7 @@ def fit_and_test(
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
     if epoch_lines is not None and not progress_bar:
+    callbacks.append(FiniteLoss(job))  # NaN/inf epoch loss: stop, naming the expert
         callbacks.append(EpochLogLines(epoch_lines))
     logger = CSVLogger(log_dir.parent, name=log_dir.name, version="") if log_dir is not None else False
     trainer = pl.Trainer(

@@ -34,11 +34,11 @@ def stop_on_signals(hint: str) -> Iterator[None]:
         raised.append(signum)
         raise RunInterrupted(signum, hint)
 
-    previous: dict[int, Any] = {s: signal.getsignal(s) for s in SIGNALS}
-    for s in SIGNALS:
-        signal.signal(s, handler)
+    previous: dict[int, Any] = {n: signal.getsignal(n) for n in SIGNALS}
+    for signum in SIGNALS:
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        for s, old in previous.items():
-            signal.signal(s, old if old is not None else signal.SIG_DFL)
+        for signum_, old in previous.items():
+            signal.signal(signum_, old if old is not None else signal.SIG_DFL)

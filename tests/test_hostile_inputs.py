@@ -1,0 +1,524 @@
+# ruff: noqa: E501  (the table of cases reads one case per line)
+"""Hostile inputs and faults: one clear line and exit status 2 (or one ValueError), nothing lost, resumable.
+
+A table of bad inputs runs through ``i2m2.cli.main`` in-process (a representative few through the
+installed ``i2m2`` script), each asserting exit status 2, exactly one line on stderr naming the problem, no
+traceback, and every file under the test's folder unchanged. Then the faults: a full disk, SIGINT,
+SIGTERM, a second run into a folder in use, and ``kill -9`` followed by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from i2m2.cli import main
+
+SCRIPT = str(Path(sys.executable).with_name("i2m2"))
+SMALL = ["--regimes", "inter-dominant", "--n-train", "100", "--n-val", "50", "--n-test", "50"]
+TINY = [*SMALL, "--methods", "unimodal:m0", "--seeds", "1", "--max-epochs", "1"]
+RUN = ["run", "synthetic", *TINY]
+# The finished run every run-folder case starts from: two stage-1 jobs (intra can resume from them).
+FINISHED = ["run", "synthetic", *SMALL, "--methods", "unimodal:m0", "unimodal:m1", "--seeds", "1"]
+FINISHED += ["--max-epochs", "1"]
+STEM = "inter-dominant__unimodal-m0__seed0"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and the hash of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main([*FINISHED, "--out", str(out)]) == 0
+    return out
+
+
+# --- setups: each prepares the case's folder (before it is hashed) -------------------------------------
+
+
+def write(name: str, text: str | bytes) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    return setup
+
+
+def write_both(first: str, second: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        write(first, "# mine\n")(tmp)
+        write(second, "x")(tmp)
+
+    return setup
+
+
+def torch_file(name: str, value: Any) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        torch.save(value, tmp / name)
+
+    return setup
+
+
+def truncated_checkpoint(name: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = tmp / name
+        path.write_bytes(path.read_bytes()[:500])
+
+    return setup
+
+
+def lock_held_by(pid: int, host: str | None = None) -> Callable[[Path], None]:
+    return write("run/.i2m2.lock", f"{pid} {host or socket.gethostname()}\n")
+
+
+def edit_run_record(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        path = tmp / "run" / "run.json"
+        record = json.loads(path.read_text())
+        change(record)
+        path.write_text(json.dumps(record))
+
+    return setup
+
+
+def other_experiment(record: dict[str, Any]) -> None:
+    record["identity"]["experiment"] = "mimic"
+
+
+NO_SETUP: Callable[[Path], None] | None = None
+CKPT = f"run/checkpoints/{STEM}.ckpt"
+RESUME = [*RUN, "--out", "{tmp}/run", "--resume"]
+RESUME_INTRA = [*RUN[:-5], "intra", "--seeds", "1", "--max-epochs", "1", "--out", "{tmp}/run", "--resume"]
+NEW = ["--out", "{tmp}/new"]
+
+# (id, argv, the text the one line must hold, setup)
+CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
+    # numbers, each range-checked where it is read
+    ("seeds-0", [*RUN, "--seeds", "0", *NEW], "--seeds: expected an integer >= 1, got 0", NO_SETUP),
+    ("seeds-negative", [*RUN, "--seeds", "-1", *NEW], "--seeds: expected an integer >= 1", NO_SETUP),
+    ("seeds-word", [*RUN, "--seeds", "x", *NEW], 'key "seeds"', NO_SETUP),
+    ("max-epochs-0", [*RUN, "--max-epochs", "0", *NEW], "--max-epochs: expected an integer >= 1", NO_SETUP),
+    ("max-epochs-negative", [*RUN, "--max-epochs", "-1", *NEW], "--max-epochs: expected an integer >= 1", NO_SETUP),
+    ("max-epochs-fraction", [*RUN, "--max-epochs", "2.5", *NEW], 'key "max_epochs"', NO_SETUP),
+    ("lr-0", [*RUN, "--pretrain.lr", "0", *NEW], "lr: expected a number > 0, got 0", NO_SETUP),
+    ("lr-negative", [*RUN, "--pretrain.lr", "-1", *NEW], "lr: expected a number > 0", NO_SETUP),
+    ("lr-word", [*RUN, "--pretrain.lr", "abc", *NEW], 'key "pretrain.lr"', NO_SETUP),
+    ("lr-nan", [*RUN, "--finetune.lr", "nan", *NEW], 'key "finetune.lr"', NO_SETUP),
+    ("finetune-epochs-0", [*RUN, "--finetune.max_epochs", "0", *NEW], "max_epochs: expected a number >= 1", NO_SETUP),
+    ("patience-negative", [*RUN, "--pretrain.patience", "-1", *NEW], "patience: expected a number >= 0", NO_SETUP),
+    ("clip-negative", [*RUN, "--pretrain.gradient_clip_val", "-5", *NEW], "gradient_clip_val: expected", NO_SETUP),
+    ("clip-0", [*RUN, "--pretrain.gradient_clip_val", "0", *NEW], "gradient_clip_val: expected a number > 0", NO_SETUP),
+    ("batch-0", [*RUN, "--pretrain.batch_size", "0", *NEW], "batch_size: expected a number >= 1", NO_SETUP),
+    ("weight-decay-negative", [*RUN, "--pretrain.weight_decay", "-1", *NEW], "weight_decay: expected", NO_SETUP),
+    ("momentum-negative", [*RUN, "--pretrain.momentum", "-0.5", *NEW], "momentum: expected a number >= 0", NO_SETUP),
+    ("optimizer-unknown", [*RUN, "--pretrain.optimizer", "bogus", *NEW], 'key "pretrain.optimizer"', NO_SETUP),
+    ("expert-unknown", [*RUN, "--experts.video.lr", "0.1", *NEW], "unknown expert(s) ['video']", NO_SETUP),
+    ("expert-lr-negative", [*RUN, "--experts.m0.lr", "-1", *NEW], "lr: expected a number > 0", NO_SETUP),
+    ("threads-0", [*RUN, "--threads", "0", *NEW], "--threads: expected an integer >= 1, got 0", NO_SETUP),
+    ("threads-negative", [*RUN, "--threads", "-2", *NEW], "--threads: expected an integer >= 1", NO_SETUP),
+    ("workers-negative", [*RUN, "--num-workers", "-1", *NEW], "--num-workers: expected an integer >= 0", NO_SETUP),
+    ("n-train-0", [*RUN, "--n-train", "0", *NEW], "--n-train: expected an integer >= 1, got 0", NO_SETUP),
+    ("regime-unknown", [*RUN, "--regimes", "bogus", *NEW], "unknown regime(s) ['bogus']", NO_SETUP),
+    # devices and accelerators checked against what exists
+    ("accelerator-gpu", [*RUN, "--trainer.accelerator", "gpu", *NEW], "no CUDA GPU found", NO_SETUP),
+    ("accelerator-unknown", [*RUN, "--trainer.accelerator", "tpu", *NEW], 'key "trainer.accelerator"', NO_SETUP),
+    ("devices-word", [*RUN, "--trainer.devices", "abc", *NEW], 'key "trainer.devices"', NO_SETUP),
+    ("devices-0", [*RUN, "--trainer.devices", "0", *NEW], "devices: expected an integer >= 1", NO_SETUP),
+    ("devices-too-many", [*RUN, "--trainer.devices", "4096", *NEW], "devices: expected at most", NO_SETUP),
+    ("nodes-0", [*RUN, "--trainer.num_nodes", "0", *NEW], "num_nodes: expected an integer >= 1", NO_SETUP),
+    # names and lists
+    ("method-unknown", [*RUN[:-5], "bogus", *NEW], "unknown method 'bogus'", NO_SETUP),
+    ("method-twice", [*RUN[:-5], "intra", "intra", *NEW], "given more than once", NO_SETUP),
+    ("fusion-unknown", [*RUN, "--fusion", "lrtf", *NEW], "unknown fusion(s) ['lrtf']", NO_SETUP),
+    ("fusion-twice", [*RUN, "--fusion", "lf", "lf", *NEW], "names a fusion more than once", NO_SETUP),
+    ("all-subsets-two-modalities", [*RUN, "--all-subsets", *NEW], "needs three or more modalities", NO_SETUP),
+    ("data-dir-missing", [*RUN, "--data-dir", "{tmp}/missing", *NEW], "no such file or folder", NO_SETUP),
+    ("experiment-unknown", ["run", "no-such-experiment", *NEW], "unknown experiment 'no-such-experiment'", NO_SETUP),
+    ("experiment-file-missing", ["run", "nope.py:factory", *NEW], "no such file nope.py", NO_SETUP),
+    ("experiment-not-a-factory", ["run", "os:getcwd", *NEW], "expected i2m2.Experiment", NO_SETUP),
+    ("experiment-none", ["run"], "expected an experiment first", NO_SETUP),
+    ("option-unknown", [*RUN, "--no-such-option", "1", *NEW], "unrecognized arguments", NO_SETUP),
+    ("command-unknown", ["bogus"], "unknown command 'bogus'", NO_SETUP),
+    ("experiments-option", ["experiments", "--bogus"], "unrecognized arguments: --bogus", NO_SETUP),
+    # recipe files (data only)
+    ("config-missing", [*RUN, "--config", "{tmp}/missing.yaml", *NEW], "File does not exist", NO_SETUP),
+    ("config-lr-word", [*RUN, "--config", "{tmp}/c.yaml", *NEW], 'key "pretrain.lr"', write("c.yaml", "pretrain:\n  lr: abc\n")),
+    ("config-epochs-fraction", [*RUN, "--config", "{tmp}/c.yaml", *NEW], 'key "pretrain.max_epochs"', write("c.yaml", "pretrain:\n  max_epochs: 2.5\n")),
+    ("config-patience-negative", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "patience: expected a number >= 0", write("c.yaml", "pretrain:\n  patience: -1\n")),
+    ("config-a-list", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Unexpected config", write("c.yaml", "- 1\n- 2\n")),
+    ("config-bad-yaml", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Problems parsing config", write("c.yaml", "pretrain: {lr: [\n")),
+    ("config-unknown-key", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'bogus_key' is not accepted", write("c.yaml", "bogus_key: 1\n")),
+    ("config-python-tag", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Problems parsing config", write("c.yaml", "pretrain: !!python/object/apply:os.system ['true']\n")),
+    # run folders: one run each, never a user's files
+    ("out-empty", [*RUN, "--out", ""], "--out: expected a folder path, got ''", NO_SETUP),
+    ("out-a-file", [*RUN, "--out", "{tmp}/a-file"], "exists and is not a folder", write("a-file", "")),
+    ("out-holds-a-run", [*RUN, "--out", "{tmp}/run"], "already holds a run; pass --resume", NO_SETUP),
+    ("out-holds-user-results", [*RUN, "--out", "{tmp}/mine"], "holds files i2m2 did not write (results.csv)", write("mine/results.csv", "my,table\n")),
+    ("out-holds-user-files-resume", [*RUN, "--out", "{tmp}/mine", "--resume"], "holds files i2m2 did not write (notes.txt, results.md)", write_both("mine/results.md", "mine/notes.txt")),
+    ("resume-other-max-epochs", [*RESUME, "--max-epochs", "2"], "max_epochs_override was 1, now 2", NO_SETUP),
+    ("resume-other-lr", [*RESUME, "--pretrain.lr", "0.01"], "recipe.pretrain.lr was 0.003, now 0.01", NO_SETUP),
+    ("resume-other-data", [*RESUME, "--n-test", "60"], "experiment_options.n_test was 50, now 60", NO_SETUP),
+    ("resume-other-experiment", RESUME, "experiment was 'mimic', now 'synthetic'", edit_run_record(other_experiment)),
+    ("resume-other-prior", [*RESUME, "--prior-correction"], "prior_correction was False, now True", NO_SETUP),
+    ("resume-run-record-garbage", RESUME, "run.json: not a readable run record", write("run/run.json", "{not json")),
+    ("resume-run-record-list", RESUME, "run.json: expected a run record with 'identity'", write("run/run.json", "[1, 2]")),
+    ("resume-job-record-empty", RESUME, f"{STEM}.json: not a readable job record", write(f"run/jobs/{STEM}.json", "")),
+    ("resume-job-record-list", RESUME, f"{STEM}.json: expected a job record with 'metrics'", write(f"run/jobs/{STEM}.json", "[1, 2]")),
+    ("resume-checkpoint-truncated", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", truncated_checkpoint(CKPT)),
+    ("resume-checkpoint-random", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", write(CKPT, os.urandom(300))),
+    ("resume-checkpoint-foreign", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", torch_file(CKPT, {"weights": [1, 2]})),
+    ("lock-held", RESUME, "in use by another i2m2 run (pid", lock_held_by(os.getpid())),
+    ("lock-other-host", RESUME, "in use by another i2m2 run (pid 12 on elsewhere)", lock_held_by(12, "elsewhere")),
+    # analyses
+    ("analyze-missing", ["analyze", "{tmp}/missing"], "no such folder", NO_SETUP),
+    ("analyze-not-a-run", ["analyze", "{tmp}"], "not a run folder (no results.json", NO_SETUP),
+    ("analyze-nothing-to-do", ["analyze", "{tmp}/run"], "nothing to analyze", NO_SETUP),
+    # datasets
+    ("data-none", ["data"], "expected a dataset", NO_SETUP),
+    ("data-unknown", ["data", "bogus"], "expected a dataset", NO_SETUP),
+    ("data-avmnist-no-options", ["data", "avmnist"], "the following arguments are required", NO_SETUP),
+    ("data-avmnist-mnist-missing", ["data", "avmnist", "--fsdd", "{tmp}", "--out", "{tmp}/av", "--mnist", "MISSING"], "--mnist MISSING: no such file or folder", NO_SETUP),
+    ("data-avmnist-fsdd-missing", ["data", "avmnist", "--fsdd", "{tmp}/none", "--out", "{tmp}/av"], "--fsdd", NO_SETUP),
+    ("data-nlvr2-negative", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--train", "-4"], "positive multiple of 4", NO_SETUP),
+    ("data-fastmri-0-volumes", ["data", "fastmri-phantom", "--out", "{tmp}/f", "--volumes", "0"], "volumes >= 1", NO_SETUP),
+    # LightningCLI: no usage screen, no notes, checkpoints named
+    ("fit-no-model", ["fit"], "the following arguments are required", NO_SETUP),
+    ("fit-experiment-unknown", ["fit", "--experiment", "nope"], "unknown experiment 'nope'", NO_SETUP),
+    ("fit-epochs-word", ["fit", "--experiment", "synthetic", "--method", "i2m2", "--trainer.max_epochs", "abc"], 'key "trainer.max_epochs"', NO_SETUP),
+    ("fit-accelerator-gpu", ["fit", "--experiment", "synthetic", "--trainer.accelerator", "gpu"], "gpu", NO_SETUP),
+    ("fit-method-alone", ["fit", "--method", "i2m2"], "need --experiment", NO_SETUP),
+    ("fit-experiment-no-value", ["fit", "--experiment"], "--experiment: expected a value", NO_SETUP),
+    ("test-ckpt-missing", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/none.ckpt"], "none.ckpt: no such file", NO_SETUP),
+    ("test-ckpt-truncated", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/" + CKPT], f"{STEM}.ckpt: not a readable checkpoint", truncated_checkpoint(CKPT)),
+    ("test-ckpt-random", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a readable checkpoint", write("x.ckpt", os.urandom(200))),
+    ("test-ckpt-text", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a readable checkpoint", write("x.ckpt", "a,b\n1,2\n")),
+    ("test-ckpt-foreign", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: a checkpoint of another model", torch_file("x.ckpt", {"state_dict": {"w": torch.zeros(3)}})),
+    ("test-ckpt-not-a-dict", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a Lightning checkpoint", torch_file("x.ckpt", [1, 2])),
+]  # fmt: skip
+# Through the installed script: exit status, stderr and the absence of Lightning's usage screen and notes.
+SUBPROCESS = {"max-epochs-0", "test-ckpt-foreign"}
+
+
+def prepare_case(
+    tmp: Path, finished: Path, argv: list[str], setup: Callable[[Path], None] | None
+) -> list[str]:
+    shutil.copytree(finished, tmp / "run")
+    if setup is not None:
+        setup(tmp)
+    return [a.replace("{tmp}", str(tmp)) for a in argv]
+
+
+PROGRESS = re.compile(r"^\[\d+/\d+\] |^  ")  # a run's progress lines, before a job that fails
+
+
+def assert_one_line(code: int, err: str, expected: str) -> None:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line)]
+    assert len(lines) == 1, err
+    assert code == 2, err
+    assert lines[0].startswith("i2m2"), lines[0]
+    assert expected in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("argv", "expected", "setup"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(
+    argv, expected, setup, finished, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    argv = prepare_case(tmp_path, finished, argv, setup)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # only --help may exit
+        pytest.fail(f"SystemExit({exit_info.code})")
+    err = capsys.readouterr().err
+    assert_one_line(code, err, expected)
+    assert snapshot(tmp_path) == before  # nothing written, nothing lost, no lock or temp file left
+
+
+@pytest.mark.parametrize("case", sorted(SUBPROCESS))
+def test_bad_input_through_the_script(case, finished, tmp_path):
+    _, argv, expected, setup = next(c for c in CASES if c[0] == case)
+    argv = prepare_case(tmp_path, finished, argv, setup)
+    before = snapshot(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([SCRIPT, *argv], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert_one_line(done.returncode, done.stderr, expected)
+    assert "usage:" not in done.stdout + done.stderr
+    assert "intended to run from within Python" not in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) + len(API_CASES) >= 60
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+# --- the Python API: one ValueError (or TypeError) naming what is wrong ---------------------------------
+
+
+def api_run_options(**kwargs: Any) -> Callable[[Path], Any]:
+    from i2m2.training.comparison import RunOptions
+
+    return lambda tmp: RunOptions(**kwargs)
+
+
+def api_stage(**kwargs: Any) -> Callable[[Path], Any]:
+    from i2m2.experiment import StageConfig
+
+    return lambda tmp: StageConfig(**kwargs)
+
+
+def api_run_into_empty_path(tmp: Path) -> Any:
+    from i2m2.catalog import get_experiment
+    from i2m2.training.comparison import run_experiment
+
+    return run_experiment(get_experiment("synthetic", regimes=["inter-dominant"]), "", seeds=1)
+
+
+def api_presence_typo(tmp: Path) -> Any:
+    from i2m2.models.i2m2 import I2M2
+
+    model = I2M2(experts={"a": nn.Linear(2, 3)})
+    return model({"a": torch.randn(4, 2)}, present={"aa": torch.ones(4, dtype=torch.bool)})
+
+
+def api_module_classes(tmp: Path) -> Any:
+    from i2m2.models.i2m2 import I2M2
+    from i2m2.training.lightning_module import MethodModule
+
+    return MethodModule(I2M2(experts={"a": nn.Linear(2, 3)}, num_classes=3), 5)
+
+
+def api_pickle(reduce: Any) -> Callable[[Path], Any]:
+    class Payload:
+        def __reduce__(self) -> Any:
+            return reduce
+
+    def call(tmp: Path) -> Any:
+        from i2m2.data.safe_pickle import safe_load_pickle
+
+        path = tmp / "x.pkl"
+        path.write_bytes(pickle.dumps(Payload(), protocol=2))
+        return safe_load_pickle(path)
+
+    return call
+
+
+def api_avmnist(value: float) -> Callable[[Path], Any]:
+    def call(tmp: Path) -> Any:
+        from i2m2.data.avmnist import load_avmnist
+
+        rng = np.random.default_rng(0)
+        for split, n in (("train", 24), ("test", 8)):
+            (tmp / "av" / "image").mkdir(parents=True, exist_ok=True)
+            (tmp / "av" / "audio").mkdir(parents=True, exist_ok=True)
+            image = rng.uniform(0, 255, (n, 784)).astype(np.float32)
+            image[3, 5] = value
+            np.save(tmp / "av" / "image" / f"{split}_data.npy", image)
+            np.save(
+                tmp / "av" / "audio" / f"{split}_data.npy",
+                rng.integers(0, 256, (n, 112, 112)).astype(np.uint8),
+            )
+            np.save(tmp / "av" / f"{split}_labels.npy", rng.integers(0, 10, n))
+        return load_avmnist(tmp / "av")
+
+    return call
+
+
+def api_scale(**kwargs: Any) -> Callable[[Path], Any]:
+    from i2m2.training.scale import ScaleConfig
+
+    return lambda tmp: ScaleConfig(**kwargs).check_available()
+
+
+API_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
+    ("options-seeds-0", api_run_options(seeds=0), "--seeds: expected an integer >= 1"),
+    ("options-max-epochs-0", api_run_options(max_epochs=0), "--max-epochs: expected an integer >= 1"),
+    ("options-workers-negative", api_run_options(num_workers=-1), "--num-workers: expected an integer >= 0"),
+    ("stage-lr-0", api_stage(lr=0.0), "lr: expected a number > 0"),
+    ("stage-lr-string", api_stage(lr="1e-3"), "lr: expected a number > 0, got '1e-3'"),
+    ("stage-patience-negative", api_stage(patience=-1), "patience: expected a number >= 0"),
+    ("stage-clip-negative", api_stage(gradient_clip_val=-5.0), "gradient_clip_val: expected a number > 0"),
+    ("stage-epochs-fraction", api_stage(max_epochs=0.5), "max_epochs: expected a number >= 1"),
+    ("scale-gpu", api_scale(accelerator="gpu"), "no CUDA GPU found"),
+    ("scale-devices-0", api_scale(devices=0), "devices: expected an integer >= 1"),
+    ("run-into-empty-path", api_run_into_empty_path, "--out: expected a folder path, got ''"),
+    ("presence-mask-typo", api_presence_typo, "presence mask names ['aa']"),
+    ("module-class-count", api_module_classes, "the model has 3 classes, num_classes=5"),
+    (
+        "pickle-bytearray-bomb",
+        api_pickle((bytearray, (1 << 40,))),
+        "bytearray of 1099511627776 bytes exceeds",
+    ),
+    ("pickle-runs-code", api_pickle((os.system, ("true",))), "refusing to load 'posix.system'"),
+    ("avmnist-huge-pixels", api_avmnist(1e30), "outside the format's range 0..255"),
+    ("avmnist-negative-pixels", api_avmnist(-40.0), "outside the format's range 0..255"),
+]
+
+
+@pytest.mark.parametrize(("call", "expected"), [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_api_errors_are_one_value_error(call, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(tmp_path)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not list(tmp_path.glob("jobs")) and not list(tmp_path.glob("results.*"))  # nothing in the cwd
+
+
+def test_an_expert_with_non_finite_logits_stops_the_job_naming_it_and_the_epoch(tmp_path):
+    from i2m2.catalog import get_experiment
+    from i2m2.training.comparison import run_experiment
+    from i2m2.training.finite import NonFiniteError
+
+    class Overflow(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) * float("inf")
+
+    experiment = get_experiment("synthetic", regimes=["inter-dominant"], n_train=100, n_val=50, n_test=50)
+    build = experiment.build_unimodal
+    experiment.build_unimodal = lambda m, c, g: Overflow(build(m, c, g)) if m == "m1" else build(m, c, g)
+    with pytest.raises(
+        NonFiniteError, match=r"method=unimodal:m1: the training loss is nan in epoch 1;.*'m1'"
+    ):
+        run_experiment(
+            experiment, tmp_path / "run", seeds=1, max_epochs=2, methods=["intra"], epoch_progress=False
+        )
+    assert (tmp_path / "run" / "jobs" / f"{STEM}.json").is_file()  # the finished job is kept
+    assert not (tmp_path / "run" / "jobs" / "inter-dominant__unimodal-m1__seed0.json").exists()
+    assert not (tmp_path / "run" / ".i2m2.lock").exists()
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+
+def rows(folder: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    results = json.loads((folder / "results.json").read_text())
+    return [(r["method"], r["group"], r["metrics"]) for r in results["rows"]]
+
+
+def test_disk_full_is_one_line_keeps_every_file_and_resumes(finished, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / "jobs" / "inter-dominant__unimodal-m1__seed0.json").unlink()  # that job must run again
+    rerun = "inter-dominant__unimodal-m1__seed0"
+    before = {k: v for k, v in snapshot(run).items() if rerun not in k}
+    real_replace = os.replace
+
+    def full(src: Any, dst: Any) -> None:
+        if str(run) in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    code = main([*FINISHED, "--out", str(run), "--resume"])
+    monkeypatch.setattr(os, "replace", real_replace)
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "error" in line] == [last]
+    assert "no space left on the device; finished jobs are kept" in last and "--resume" in last
+    after = snapshot(run)
+    assert {k: after.get(k) for k in before} == before  # nothing finished was touched
+    assert not [k for k in after if k.endswith(".tmp") or k.endswith(".i2m2.lock")]
+    assert main([*FINISHED, "--out", str(run), "--resume"]) == 0
+    assert rows(run) == rows(finished)
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen[str]:
+    argv = [SCRIPT, "run", "synthetic", "--regimes", "inter-dominant", "--n-train", "1000", "--n-val", "50"]
+    argv += [
+        "--n-test",
+        "50",
+        "--methods",
+        "unimodal:m0",
+        "unimodal:m1",
+        "--seeds",
+        "2",
+        "--max-epochs",
+        "15",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    return subprocess.Popen([*argv, *extra, "--out", str(out)], stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the run ended before the signal"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def first_job_done(out: Path) -> Callable[[], bool]:
+    return lambda: (out / "jobs" / f"{STEM}.json").is_file()
+
+
+def test_lock_stops_a_second_run_and_sigterm_sigint_stop_cleanly(tmp_path, capsys):
+    term, interrupt = tmp_path / "term", tmp_path / "int"
+    runs = {signal.SIGTERM: (term, start(term)), signal.SIGINT: (interrupt, start(interrupt))}
+    wait_for(first_job_done(term), runs[signal.SIGTERM][1])
+    assert main([*RUN, "--out", str(term), "--resume"]) == 2  # a second run into the folder in use
+    assert f"in use by another i2m2 run (pid {runs[signal.SIGTERM][1].pid})" in capsys.readouterr().err
+    for signum, (out, process) in runs.items():
+        wait_for(first_job_done(out), process)
+        process.send_signal(signum)
+    for signum, (out, process) in runs.items():
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 128 + signum, err  # 143, 130
+        assert "Traceback" not in err
+        last = err.strip().splitlines()[-1]
+        name = signal.Signals(signum).name
+        assert last == f"i2m2 run: stopped by {name}; finished jobs are kept in {out}; continue with --resume"
+        assert not (out / ".i2m2.lock").exists()
+        assert json.loads((out / "jobs" / f"{STEM}.json").read_text())["metrics"]
+
+
+def test_kill_9_then_resume_gives_the_table_of_an_uninterrupted_run(tmp_path):
+    options = ["--max-epochs", "3"]
+    killed = tmp_path / "killed"
+    run = start(killed, *options)
+    wait_for(first_job_done(killed), run)
+    run.kill()
+    run.communicate(timeout=60)
+    # what a kill -9 leaves: the lock of a dead process, and (here, simulated) a half-written temp file
+    assert (killed / ".i2m2.lock").exists()
+    (killed / "jobs" / f".{STEM}.json.abcd1234.tmp").write_text('{"metr')
+    argv = ["run", "synthetic", "--regimes", "inter-dominant", "--n-train", "1000", "--n-val", "50"]
+    argv += ["--n-test", "50", "--methods", "unimodal:m0", "unimodal:m1", "--seeds", "2", *options]
+    assert main([*argv, "--out", str(killed), "--resume"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    assert rows(killed) == rows(tmp_path / "whole")
+    assert not list(killed.rglob("*.tmp")) and not (killed / ".i2m2.lock").exists()
