@@ -122,10 +122,10 @@ def fit_and_test(
     )
     callbacks: list[pl.Callback] = [best]
     callbacks += batchnorm_callbacks(config.bn_stats)  # BatchNorm at validation and test
+    callbacks.append(FiniteLoss(job))  # NaN/inf epoch loss: stop, naming the expert
     if config.patience is not None:
         callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
     if epoch_lines is not None and not progress_bar:
-    callbacks.append(FiniteLoss(job))  # NaN/inf epoch loss: stop, naming the expert
         callbacks.append(EpochLogLines(epoch_lines))
     logger = CSVLogger(log_dir.parent, name=log_dir.name, version="") if log_dir is not None else False
     trainer = pl.Trainer(
