@@ -14,9 +14,9 @@ OUT=/tmp/device-results  # everything goes here, then into one archive: few file
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 
-if [ -f .device/avmnist.tgz ] && [ -f benchmarks/avmnist_presets.sh ]; then
-  mkdir -p .device/data && tar xzf .device/avmnist.tgz -C .device/data
-  taskset -c 6-15 bash benchmarks/avmnist_presets.sh .device/data/avmnist "$OUT/presets" > "$OUT/presets.log" 2>&1 &
+if [ -f .device/avmnist.tgz ]; then
+  OUT=$OUT/presets BUDGET_S=${BUDGET_S:-520} taskset -c 6-15 bash benchmarks/avmnist_presets.sh \
+    > "$OUT/presets.log" 2>&1 &
   presets=$!
 fi
 taskset -c 2,3 python3 benchmarks/avmnist_vs_reference.py --scale "${CPU_SCALE:-0.25}" --threads 2 \

@@ -52,6 +52,25 @@ def avmnist(
     )
 
 
+def nlvr2_shapes(
+    out: Path, seed: int = 0, train: int = 4000, dev: int = 1000, test: int = 1000, image_size: int = 32
+) -> dict[str, Any]:
+    """nlvr2-shapes: a simulated NLVR2 in its exact layout, from easy-VQA's images (statements x pairs).
+
+    Args:
+        out: output folder.
+        seed: seed of the statements, pairs and images.
+        train: training statements (a multiple of 4).
+        dev: validation statements (a multiple of 4).
+        test: test statements (a multiple of 4).
+        image_size: side of the written PNGs.
+    """
+    from i2m2.data.nlvr2_shapes import build_nlvr2_shapes
+
+    build_nlvr2_shapes(out, seed=seed, train=train, dev=dev, test=test, image_size=image_size)
+    return {"out": str(out), "train": train, "dev": dev, "test": test, "image_size": image_size}
+
+
 def fastmri_phantom(
     out: Path, volumes: int = 40, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
 ) -> dict[str, Any]:
@@ -74,25 +93,6 @@ def fastmri_phantom(
         "size": size,
         "run with": f"--crop {size} --max-width {phantom_max_width(size)}",
     }
-
-
-def nlvr2_shapes(
-    out: Path, seed: int = 0, train: int = 4000, dev: int = 1000, test: int = 1000, image_size: int = 32
-) -> dict[str, Any]:
-    """nlvr2-shapes: a simulated NLVR2 in its exact layout, from easy-VQA's images (statements x pairs).
-
-    Args:
-        out: output folder.
-        seed: seed of the statements, pairs and images.
-        train: training statements (a multiple of 4).
-        dev: validation statements (a multiple of 4).
-        test: test statements (a multiple of 4).
-        image_size: side of the written PNGs.
-    """
-    from i2m2.data.nlvr2_shapes import build_nlvr2_shapes
-
-    build_nlvr2_shapes(out, seed=seed, train=train, dev=dev, test=test, image_size=image_size)
-    return {"out": str(out), "train": train, "dev": dev, "test": test, "image_size": image_size}
 
 
 DATASETS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {

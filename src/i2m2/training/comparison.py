@@ -295,6 +295,7 @@ class Comparison:
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Train and test one job, save its files; its metrics and its cost (wall time, epochs)."""
         pl.seed_everything(seed, verbose=False)  # the initial weights are part of what a seed fixes
+        setup_started = time.perf_counter()
         model = self.build_model(job, group)
         expected = self.experiment.classes(group)
         if splits.num_classes != expected:
@@ -320,6 +321,7 @@ class Comparison:
         config = self.stage_config(job)
         where = f"{group} " if group else ""
         facts = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed}
+        setup = time.perf_counter() - setup_started  # building the model, loading stage-1 weights
         result = fit_and_test(
             model,
             splits,
@@ -357,6 +359,7 @@ class Comparison:
         record = (
             facts | {"metrics": result.metrics, "epochs": result.epochs, "wall_time_s": wall_time} | extra
         )
+        record["phases_s"] = {"setup": round(setup, 3), **result.phases}
         self.folder.save_job(stem, record)
         return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
 

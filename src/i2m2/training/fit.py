@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from i2m2.training.finite import FiniteLoss
 from i2m2.training.lightning_module import MethodModule
 from i2m2.training.progress import EpochLogLines
 from i2m2.training.scale import ScaleConfig
+from i2m2.training.timing import PhaseTimer
 
 
 @dataclass
@@ -40,6 +41,7 @@ class FitResult:
     predictions: Predictions | None
     epochs: int
     checkpoint: Path | None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds in train, val and test
 
 
 def quiet_lightning() -> None:
@@ -120,7 +122,8 @@ def fit_and_test(
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    callbacks: list[pl.Callback] = [best]
+    timer = PhaseTimer()
+    callbacks: list[pl.Callback] = [best, timer]
     callbacks += batchnorm_callbacks(config.bn_stats)  # BatchNorm at validation and test
     callbacks.append(FiniteLoss(job))  # NaN/inf epoch loss: stop, naming the expert
     if config.patience is not None:
@@ -162,7 +165,9 @@ def fit_and_test(
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
     if not keep_file:
         scratch.cleanup()
-    return FitResult(metrics, state, predictions, trainer.current_epoch, checkpoint if keep_file else None)
+    return FitResult(
+        metrics, state, predictions, trainer.current_epoch, checkpoint if keep_file else None, timer.phases()
+    )
 
 
 def predict_on_one_device(
