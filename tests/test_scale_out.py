@@ -1,4 +1,4 @@
-"""Scale-out as users run it: two "nodes" on this machine, each its own launcher process, TMPDIR and folder."""
+"""Scale-out as users run it: two "nodes" on one machine, each its own launcher, TMPDIR and folder."""
 
 from __future__ import annotations
 
