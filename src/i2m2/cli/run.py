@@ -261,7 +261,8 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     results = Comparison(experiment, RunFolder(out, run.resume), run, epoch_progress=not demo).run()
     if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports
         return 0
-    print((Path(out) / "results.md").read_text().split("\n## balanced_acc")[0])
+    sections = (Path(out) / "results.md").read_text().split("\n## ")
+    print("\n## ".join(sections[:2]).rstrip() + "\n")  # the title and the monitored metric's table
     wall = results["config"]["wall_time_s"]
     print(f"wall time {wall:.0f} s; results, chart, checkpoints and predictions in {out}/")
     sys.stdout.flush()

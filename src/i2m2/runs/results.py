@@ -140,7 +140,9 @@ def write_results(
             )
     atomic_write_text(out / "results.csv", buffer.getvalue())
 
-    present = [m for m in TABLE_METRICS if any(m in r["metrics"] for r in rows)]
+    # The monitored metric first (e.g. vqa_score or the mean AUROC over findings), then the usual ones.
+    wanted = dict.fromkeys([config.get("monitor", "acc"), *TABLE_METRICS, "ood", "mixture_acc"])
+    present = [m for m in wanted if m and any(m in r["metrics"] for r in rows)]
     n_seeds = len(config.get("seeds", []))
     parts = [f"# {experiment}: test metrics (%), mean ± std over {n_seeds} seed(s)\n"]
     if config.get("title"):
