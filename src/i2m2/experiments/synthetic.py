@@ -61,12 +61,38 @@ def synthetic(
     unknown = [r for r in chosen if r not in REGIMES]
     if unknown:
         raise UserError(f"--regimes: unknown regime(s) {unknown}; expected some of {list(REGIMES)}")
+    return generator_experiment(
+        "synthetic",
+        "Synthetic data from the paper's generative process (Eq. 1) in three regimes",
+        {name: REGIMES[name] for name in chosen},
+        num_classes,
+        num_modalities,
+        dim,
+        hidden,
+        (n_train, n_val, n_test),
+    )
+
+
+def generator_experiment(
+    name: str,
+    description: str,
+    strengths: dict[str, tuple[float, float]],
+    num_classes: int,
+    num_modalities: int,
+    dim: int,
+    hidden: int,
+    sizes: tuple[int, int, int],
+) -> Experiment:
+    """One group per (intra, inter) strength pair of the generator, with the demo's experts and recipe.
+
+    Shared by the demo's three regimes and the sweep's grid, so both always train the same way.
+    """
     modalities = tuple(f"m{i}" for i in range(num_modalities))
 
     def load(group: str, data_dir: Path | None, seed: int) -> DataSplits:
-        intra, inter = REGIMES[group]
+        intra, inter = strengths[group]
         task = SyntheticTask(num_classes, num_modalities, dim, intra=intra, inter=inter, noise=1.0, seed=0)
-        return task.splits(n_train, n_val, n_test, seed=seed)
+        return task.splits(*sizes, seed=seed)
 
     def unimodal(modality: str, classes: int, group: str) -> nn.Module:
         return MLP(dim, [hidden], classes)
@@ -75,8 +101,8 @@ def synthetic(
         return create_fusion("late", dict.fromkeys(fused, dim), classes, hidden=hidden)
 
     return Experiment(
-        name="synthetic",
-        description="Synthetic data from the paper's generative process (Eq. 1) in three regimes",
+        name=name,
+        description=description,
         modalities=modalities,
         num_classes=num_classes,
         load_data=load,
@@ -90,5 +116,5 @@ def synthetic(
                 optimizer="adam", lr=1e-3, weight_decay=1e-4, max_epochs=15, batch_size=128, patience=4
             ),
         ),
-        groups=chosen,
+        groups=tuple(strengths),
     )

@@ -9,19 +9,12 @@ cells where the difference is within noise marked (see :mod:`i2m2.analysis.sweep
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from torch import nn
+from dataclasses import replace
 
 from i2m2.catalog import register_experiment
-from i2m2.data.multimodal_dataset import DataSplits
-from i2m2.data.synthetic import SyntheticTask
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment
-from i2m2.experiments.synthetic import synthetic
-from i2m2.models.expert import Expert
-from i2m2.models.mlp import MLP
-from i2m2.models.registry import create_fusion
+from i2m2.experiments.synthetic import generator_experiment
 
 SWEEP_METHODS = ("intra", "inter", "i2m2")
 
@@ -64,33 +57,22 @@ def synthetic_sweep(
         )
     if len(set(rows)) != len(rows) or len(set(columns)) != len(columns):
         raise UserError(f"--intra and --inter: a strength is given twice ({rows}, {columns})")
+    for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if n < 1:
+            raise UserError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {n}")
     cells = {cell_name(a, b): (a, b) for a in rows for b in columns}
-    modalities = tuple(f"m{i}" for i in range(num_modalities))
-    demo = synthetic(num_classes, num_modalities, dim, hidden, n_train, n_val, n_test, ["both"])
-
-    def load(group: str, data_dir: Path | None, seed: int) -> DataSplits:
-        a, b = cells[group]
-        task = SyntheticTask(num_classes, num_modalities, dim, intra=a, inter=b, noise=1.0, seed=0)
-        return task.splits(n_train, n_val, n_test, seed=seed)
-
-    def unimodal(modality: str, classes: int, group: str) -> nn.Module:
-        return MLP(dim, [hidden], classes)
-
-    def late_fusion(fused: tuple[str, ...], classes: int, group: str) -> Expert:
-        return create_fusion("late", dict.fromkeys(fused, dim), classes, hidden=hidden)
-
-    return Experiment(
-        name="synthetic-sweep",
-        description=(
-            f"synthetic generator (Eq. 1) over intra {[f'{a:g}' for a in rows]} x inter "
-            f"{[f'{b:g}' for b in columns]}, M={num_modalities}, K={num_classes}"
-        ),
-        modalities=modalities,
-        num_classes=num_classes,
-        load_data=load,
-        build_unimodal=unimodal,
-        build_inter={"lf": late_fusion},
-        recipe=demo.recipe,
-        groups=tuple(cells),
-        default_methods=SWEEP_METHODS,
+    description = (
+        f"synthetic generator (Eq. 1) over intra {[f'{a:g}' for a in rows]} x inter "
+        f"{[f'{b:g}' for b in columns]}, M={num_modalities}, K={num_classes}"
     )
+    experiment = generator_experiment(
+        "synthetic-sweep",
+        description,
+        cells,
+        num_classes,
+        num_modalities,
+        dim,
+        hidden,
+        (n_train, n_val, n_test),
+    )
+    return replace(experiment, default_methods=SWEEP_METHODS)
