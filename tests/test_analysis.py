@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from i2m2.analysis.entropy import entropy_stats, label_entropy, predictive_entropy
-from i2m2.analysis.groups import example_group_stats, run_group_stats
+from i2m2.analysis.groups import example_group_stats, reference_levels, run_group_stats
 from i2m2.analysis.missing import missing_results
 from i2m2.analysis.report import analyze_run
 from i2m2.analysis.rescue import FINETUNED, STAGE1, rescue_counts
 from i2m2.analysis.run_data import load_run
 from i2m2.cli import main
 from i2m2.errors import DataError, UserError
+from i2m2.runs.plots import CHANCE, MAJORITY
 from i2m2.runs.predictions import Predictions, predictions_path, save_predictions
 
 C = 3
@@ -155,6 +156,10 @@ def test_per_group_accuracy(tmp_path: Path):
     assert stats[("i2m2", "g0")].mean == 0.75 and stats[("i2m2", "g0")].std == 0.25
     assert stats[("i2m2", "all")].per_seed == pytest.approx([4 / 6, 1.0])
     assert run_group_stats(run) == []  # one run group: nothing to compare across
+    # Reference lines per group: labels 0 1 | 2 0 | 1 2 -> every group's majority class holds half.
+    levels = reference_levels(run, "", ["all", "g0", "g1", "g2"])
+    assert levels[CHANCE] == pytest.approx([100 / 3] * 4)
+    assert levels[MAJORITY] == pytest.approx([100 / 3, 50.0, 50.0, 50.0])
 
 
 def test_run_groups(tmp_path: Path):

@@ -22,7 +22,7 @@ from i2m2.analysis.artifacts import (
     pm,
 )
 from i2m2.analysis.run_data import RunData
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import CHANCE, MAJORITY, grouped_bars
 
 ALL = "all"
 
@@ -121,10 +121,43 @@ def groups_analysis(run: RunData) -> list[Artifact]:
             )
             for m in methods
         }
-        png = grouped_bars(categories, series, "test accuracy (%)", f"{run.experiment}: accuracy, {heading}")
+        references = reference_levels(run, key if key != "runs" else None, categories)
+        png = grouped_bars(
+            categories,
+            series,
+            "test accuracy (%)",
+            f"{run.experiment}: accuracy, {heading}",
+            references=references,
+        )
         artifacts.append(Artifact(f"groups{file_suffix(len(sections), key)}.png", png))
     artifacts.append(Artifact("groups.md", "".join(md).encode()))
     return artifacts
+
+
+def reference_levels(run: RunData, group: str | None, categories: list[str]) -> dict[str, list[float]]:
+    """Chance (1/C) and the majority-class rate of each category's test examples, in %.
+
+    ``group`` None: the categories are the run's groups; otherwise they are per-example groups (and
+    ``all``) of that run group. Read from any method's first seed: every method sees the same test set.
+    """
+    chance, majority = [], []
+    for category in categories:
+        run_group = category if group is None else group
+        found = [run.per_seed(run_group, m)[0] for m in run.methods if run.has(run_group, m)]
+        found = [p for p in found if group is None or p.groups is not None]
+        if not found:
+            return {}
+        first = found[0]
+        rows = np.ones(len(first.labels), bool)
+        if group is not None and category != ALL:
+            ids = [i for i in _group_ids(np.asarray(first.groups)) if run.group_name(i) == category]
+            rows = members(first.groups, ids[0]) if ids else np.zeros(len(first.labels), bool)
+        labels = first.labels[rows]
+        if not len(labels) or labels.ndim != 1:
+            return {}
+        chance.append(100.0 / first.log_probs.shape[-1])
+        majority.append(100.0 * np.bincount(labels.astype(np.int64)).max() / len(labels))
+    return {CHANCE: chance, MAJORITY: majority}
 
 
 def _accuracy_where(log_probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float:
