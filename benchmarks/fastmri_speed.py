@@ -1,6 +1,7 @@
 """fastMRI speed and memory on CPU: preprocessing with and without the cache, and training per method.
 
 Run by hand (not a test):  python benchmarks/fastmri_speed.py [--volumes 12] [--size 64] [--width 8]
+    [--architecture cnn|preact18|wrn20-3]
 Writes benchmarks/results/fastmri_speed.json and .md. Each measurement runs in its own process so its
 peak resident memory (ru_maxrss) is its own.
 """
@@ -42,7 +43,9 @@ def preprocessing(root: str, size: int, cache: str | None, queue: Any) -> None:
     )
 
 
-def training(root: str, size: int, width: int, method: str, cache: str, epochs: int, queue: Any) -> None:
+def training(
+    root: str, size: int, arch: str, width: int, method: str, cache: str, epochs: int, queue: Any
+) -> None:
     """One job of ``method`` for ``epochs`` epochs through the job loop; training slices per second."""
     import torch
 
@@ -56,6 +59,7 @@ def training(root: str, size: int, width: int, method: str, cache: str, epochs: 
         data_dir=Path(root),
         crop=size,
         max_width=phantom_max_width(size),
+        architecture=arch,
         width=width,
         preset="cpu",
         cache_dir=Path(cache),
@@ -101,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--volumes", type=int, default=12)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--architecture", default="cnn")
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fastmri_speed.json")
@@ -118,14 +123,16 @@ def main() -> None:
             "cache (write, then read)": in_process(preprocessing, root, args.size, f"{tmp}/cache"),
         }
         results["training"] = {
-            m: in_process(training, root, args.size, args.width, m, f"{tmp}/cache", args.epochs)
+            m: in_process(
+                training, root, args.size, args.architecture, args.width, m, f"{tmp}/cache", args.epochs
+            )
             for m in ("unimodal:magnitude", "inter", "intra", "i2m2")
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"# fastMRI speed ({results['machine']['cores']} CPU cores, phantom {args.volumes} volumes x 10 "
-        f"slices, {args.size}x{args.size}, width {args.width})\n",
+        f"slices, {args.size}x{args.size}, {args.architecture} width {args.width})\n",
         "| preprocessing | slices/s | peak RSS (MB) |",
         "|---|---|---|",
     ]

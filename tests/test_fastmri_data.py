@@ -290,3 +290,10 @@ def test_empty_split_and_missing_files_are_data_errors(tmp_path: Path) -> None:
     (root / "knee_file_list.csv").write_text("file1\n")
     with pytest.raises(DataError, match=f"{root / 'file1.h5'}: cannot read as HDF5"):
         load_fastmri(root, seed=0, crop=8, max_width=16)
+
+
+def test_phantom_puts_both_classes_of_every_finding_in_every_split(tmp_path: Path) -> None:
+    root = write_phantom_dataset(tmp_path, volumes=20, slices=3, size=SIZE, seed=2)
+    for part in load(root, modalities=("magnitude",)):
+        positives = part.labels.sum(0)
+        assert bool((positives > 0).all()) and bool((positives < len(part)).all()), positives

@@ -14,6 +14,7 @@ from i2m2.catalog import get_experiment
 from i2m2.cli.main import main
 from i2m2.data.fastmri import FASTMRI_FINDINGS, load_fastmri
 from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
+from i2m2.errors import DataError
 from i2m2.models.encoders import parameter_count
 from i2m2.models.methods import build_method
 from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
@@ -156,6 +157,14 @@ def test_class_weights_come_from_the_training_split(phantom: Path) -> None:
     assert isinstance(objective, MultiTaskObjective) and objective.class_weights is not None
     assert torch.allclose(objective.class_weights, class_weights_from_labels(train.labels))
     assert not torch.allclose(objective.class_weights, class_weights_from_labels(val.labels))
+
+
+def test_the_cpu_preset_defaults_fit_the_default_phantom(tmp_path: Path) -> None:
+    root = write_phantom_dataset(tmp_path, volumes=3, slices=1)  # 64x64, the phantom's default size
+    experiment = get_experiment("fastmri-knee", data_dir=root, preset="cpu")
+    assert "cnn width 8, crop 64, cpu recipe" in experiment.description
+    with pytest.raises(DataError, match="crop 320 is larger"):  # the paper preset keeps the paper's crop
+        get_experiment("fastmri-knee", data_dir=root)
 
 
 def test_the_weighted_loss_and_the_product_are_per_finding(phantom: Path) -> None:

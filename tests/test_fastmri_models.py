@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from i2m2.models.encoders import PreActResNet18, WideResNet, parameter_count, wide_resnet_20_3
+from i2m2.models.encoders import PreActResNet18, SmallCNN, WideResNet, parameter_count, wide_resnet_20_3
 from i2m2.models.expert import Expert
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.multitask_head import MultiTaskHead
@@ -125,5 +125,7 @@ def test_encoder_sizes_and_parameter_counts() -> None:
     assert parameter_count(wrn) == sum(p.numel() for p in wrn.parameters()) > 0
     small = PreActResNet18(2, num_classes=3, width=8)
     assert small(torch.randn(1, 2, 20, 20)).shape == (1, 3)
+    cnn = SmallCNN(2, width=8)  # the cpu preset's encoder: 4 * width features after a global max-pool
+    assert cnn.out_features == 32 and cnn(torch.randn(3, 2, 64, 64)).shape == (3, 32)
     with pytest.raises(ValueError, match="6n \\+ 2"):
         WideResNet(depth=21)

@@ -72,7 +72,7 @@ def nlvr2_shapes(
 
 
 def fastmri_phantom(
-    out: Path, volumes: int = 40, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
+    out: Path, volumes: int = 80, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
 ) -> dict[str, Any]:
     """Simulated knee volumes in the fastMRI single-coil + fastMRI+ layout (not patient scans).
 

@@ -1,6 +1,6 @@
 """Simulated knee volumes in the exact fastMRI single-coil + fastMRI+ layout, for tests and CPU demos.
 
-``write_phantom_dataset(out, volumes=24, slices=10, size=64, seed=0)`` writes::
+``write_phantom_dataset(out, volumes=80, slices=10, size=64, seed=0)`` writes::
 
     out/README.txt                      says the data are simulated
     out/Annotations/knee.csv            fastMRI+ columns file,slice,study_level,x,y,width,height,label
@@ -16,17 +16,21 @@ The MR physics simulated: a complex image ``m * exp(i phi)`` of anatomy-like ell
 magnitudes ``m`` and a smooth background phase ``phi`` (field inhomogeneity); centred FFT to k-space on a
 grid 2x oversampled along the readout; complex Gaussian acquisition noise in k-space; an RSS-like image
 with 3x less noise (the multi-coil combination). Findings are designed so that each modality matters
-differently (a finding spans a contiguous run of slices of a volume, at one place per volume):
+differently. A finding sits at one place per volume and spans a run of 1/3 to 2/3 of its slices, cyclic
+over the slice index so that no slice position (visible through the anatomy's size) predicts it. Which
+volumes have which finding is drawn per part of the default volume split (``split_seed`` 0), so that
+validation and test hold positives and negatives of every finding:
 
 * ``Meniscus Tear`` (meniscus): a dark band in the magnitude; the phase is unchanged.
 * ``Cartilage - Partial Thickness loss/defect`` (cartilage): a local susceptibility-like phase bump
-  of +1.5 rad; the magnitude is unchanged.
+  of +2 rad (Gaussian, sigma 4.5 px); the magnitude is unchanged.
 * ``Ligament - ACL Low Grade sprain`` (ACL): *every* slice has a bright ligament line in the magnitude
   and a -1.5 rad phase dip; the finding is present iff the dip lies on the ligament. Each alone has the
   same distribution with and without the finding, so only the two modalities together reveal it.
 * ``Joint Effusion `` (other, trailing space as in fastMRI+): a bright fluid pocket in the magnitude.
 
-Physics side effects remain, as in real scans: the phase is noisier where the magnitude is dark.
+Physics side effects remain, as in real scans: the phase is noisier where the magnitude is dark (pure
+noise outside the knee), so the phase image carries a faint trace of the magnitude's structure.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import h5py
 import numpy as np
 
 from i2m2.atomic import atomic_write_text
+from i2m2.data.fastmri import split_volumes
 from i2m2.data.kspace import center_crop, centered_fft2, centered_ifft2
 
 LABELS = {
@@ -49,6 +54,9 @@ LABELS = {
 }
 PREVALENCE = {"meniscus": 0.5, "cartilage": 0.5, "acl": 0.5, "other": 0.4}  # per volume
 SIMULATED = "i2m2 phantom: simulated data, not patient scans"
+PHANTOM_SIZE = 64  # the default image side; 'i2m2 run fastmri-knee --preset cpu' crops to it
+PHANTOM_VOLUMES = 80
+CARTILAGE_RAD, CARTILAGE_SIGMA = 2.0, 4.5  # the phase-only finding: peak shift (rad), Gaussian width (px)
 
 
 def phantom_max_width(size: int) -> int:
@@ -58,14 +66,22 @@ def phantom_max_width(size: int) -> int:
 
 @dataclass
 class _Finding:
-    first: int  # slices first..last-1 show it
-    last: int
+    first: int  # slices first, first + 1, ..., first + length - 1 (mod the slice count) show it
+    length: int
     y: float  # centre, pixels from the image centre
     x: float
 
+    def shows(self, s: int, slices: int) -> bool:
+        return (s - self.first) % slices < self.length
+
 
 def write_phantom_dataset(
-    out: Path, volumes: int = 24, slices: int = 10, size: int = 64, seed: int = 0, noise_std: float = 0.03
+    out: Path,
+    volumes: int = PHANTOM_VOLUMES,
+    slices: int = 10,
+    size: int = PHANTOM_SIZE,
+    seed: int = 0,
+    noise_std: float = 0.03,
 ) -> Path:
     """Write ``volumes`` simulated knees of ``slices`` slices of ``size x size`` under ``out`` (returned).
 
@@ -81,23 +97,43 @@ def write_phantom_dataset(
     (out / "singlecoil_train").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = ["file,slice,study_level,x,y,width,height,label"]
-    names = []
-    for v in range(volumes):
-        name = f"file{1000001 + v}"
-        names.append(name)
-        rows += _write_volume(out / "singlecoil_train" / f"{name}.h5", name, slices, size, noise_std, rng)
+    names = [f"file{1000001 + v}" for v in range(volumes)]
+    present = _stratified_presence(names, rng)
+    for name in names:
+        path = out / "singlecoil_train" / f"{name}.h5"
+        rows += _write_volume(path, name, slices, size, noise_std, present[name], rng)
     atomic_write_text(out / "Annotations" / "knee.csv", "\n".join(rows) + "\n")
     atomic_write_text(out / "Annotations" / "knee_file_list.csv", "\n".join(names) + "\n")
     atomic_write_text(out / "README.txt", _readme(volumes, slices, size, seed))
     return out
 
 
+def _stratified_presence(names: list[str], rng: np.random.Generator) -> dict[str, set[str]]:
+    """Which findings each volume has: in each part of the default volume split (``split_seed`` 0),
+    ``round(prevalence * n)`` of its ``n`` volumes, at least one and at most ``n - 1`` where ``n >= 2``,
+    so that validation and test hold positives and negatives of every finding."""
+    present: dict[str, set[str]] = {name: set() for name in names}
+    for part in split_volumes(names, 0):
+        for key, p in PREVALENCE.items():
+            n = len(part)
+            k = min(max(round(p * n), 1), n - 1) if n >= 2 else int(rng.random() < p)
+            for name in rng.permutation(part)[:k]:
+                present[str(name)].add(key)
+    return present
+
+
 def _write_volume(
-    path: Path, name: str, slices: int, size: int, noise_std: float, rng: np.random.Generator
+    path: Path,
+    name: str,
+    slices: int,
+    size: int,
+    noise_std: float,
+    present: set[str],
+    rng: np.random.Generator,
 ) -> list[str]:
     width = size + 4 * int(rng.integers(1, 4))
     yy, xx = np.mgrid[-size:size, -(width // 2) : width - width // 2].astype(np.float64)
-    findings = {k: _draw_finding(rng, slices, size, p) for k, p in PREVALENCE.items()}
+    findings = {k: _draw_finding(rng, slices, size, k in present) for k in PREVALENCE}
     ligament = _place(rng, size)
     dip_away = _place_away(rng, size, ligament)  # where the phase dip sits in slices without ACL
     anatomy = rng.uniform(0.9, 1.1, size=4)
@@ -107,7 +143,7 @@ def _write_volume(
     esc = np.empty((slices, size, size), dtype=np.float32)
     rows = []
     for s in range(slices):
-        shown = {k: f for k, f in findings.items() if f is not None and f.first <= s < f.last}
+        shown = {k: f for k, f in findings.items() if f is not None and f.shows(s, slices)}
         scale = size * (0.85 + 0.15 * np.sin(np.pi * (s + 0.5) / slices))
         magnitude = _anatomy(yy, xx, scale, anatomy)
         phase = _background_phase(yy, xx, size, phase_coeffs, drift=0.05 * s)
@@ -121,7 +157,7 @@ def _write_volume(
             magnitude = np.where(band, 0.3 * magnitude, magnitude)
         if "cartilage" in shown:
             f = shown["cartilage"]
-            phase = phase + 1.5 * _blob(yy, xx, np.array([f.y, f.x]), sigma=3.5)
+            phase = phase + CARTILAGE_RAD * _blob(yy, xx, np.array([f.y, f.x]), sigma=CARTILAGE_SIGMA)
         if "other" in shown:
             f = shown["other"]
             pocket = ((yy - f.y) / (size * 0.08)) ** 2 + ((xx - f.x) / (size * 0.12)) ** 2 < 1
@@ -149,12 +185,11 @@ def _write_volume(
     return rows
 
 
-def _draw_finding(rng: np.random.Generator, slices: int, size: int, p: float) -> _Finding | None:
-    present = rng.random() < p
+def _draw_finding(rng: np.random.Generator, slices: int, size: int, present: bool) -> _Finding | None:
     length = max(1, int(rng.integers(max(1, slices // 3), max(2, 2 * slices // 3 + 1))))
-    first = int(rng.integers(0, slices - length + 1))
+    first = int(rng.integers(0, slices))  # a cyclic run: every slice index is equally likely to show it
     y, x = _place(rng, size)
-    return _Finding(first, first + length, y, x) if present else None
+    return _Finding(first, length, y, x) if present else None
 
 
 def _place(rng: np.random.Generator, size: int) -> np.ndarray:

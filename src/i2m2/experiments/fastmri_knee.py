@@ -35,16 +35,17 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from i2m2.catalog import register_experiment
 from i2m2.data.fastmri import FASTMRI_FINDINGS, FastMRISlices, load_fastmri
+from i2m2.data.fastmri_phantom import PHANTOM_SIZE, phantom_max_width
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Recipe, StageChanges, StageConfig
-from i2m2.models.encoders import PreActResNet18, wide_resnet_20_3
+from i2m2.models.encoders import PreActResNet18, SmallCNN, wide_resnet_20_3
 from i2m2.models.expert import Batch, Expert
 from i2m2.models.multitask_head import MultiTaskHead
 from i2m2.training.multitask_objective import MultiTaskObjective, class_weights_from_labels
 
 KSPACE_MODALITIES = ("magnitude", "phase")
-Architecture = Literal["preact18", "wrn20-3"]
-PAPER_WIDTH: dict[str, int] = {"preact18": 64, "wrn20-3": 16}
+Architecture = Literal["preact18", "wrn20-3", "cnn"]
+DEFAULT_WIDTH: dict[str, int] = {"preact18": 64, "wrn20-3": 16, "cnn": 8}  # the paper's, and cnn's CPU width
 
 # Table B.6 (AdamW; the authors' code, classifier.py). Epochs, batch and patience are not in the paper:
 # the authors' code trains at most 200 epochs, batch 16, early stopping after 5 epochs without a better
@@ -63,14 +64,17 @@ PAPER = Recipe(
         "inter": StageChanges(lr=1e-4, weight_decay=1e-2),
     },
 )
-# Small networks on the phantom from scratch on two CPU cores: Table B.6's rates (tuned for 11M-parameter
-# networks and thousands of slices over up to 200 epochs) barely move a width-8 network in 15 epochs.
+# The phantom on two CPU cores (docs/fastmri.md): with it, --architecture defaults to the small CNN
+# (width 8) and --crop / --max-width to the phantom's 64 / 80. Table B.6's rates (tuned for 11M-parameter
+# networks, thousands of slices and up to 200 epochs) barely move a small network in 15 epochs. The inter
+# model finds the ACL (a conjunction of both channels) only after a plateau of several epochs, hence the
+# patience of 10.
 CPU = Recipe(
     pretrain=StageConfig(
-        optimizer="adamw", lr=3e-3, weight_decay=1e-4, max_epochs=20, batch_size=16, patience=5
+        optimizer="adamw", lr=2e-3, weight_decay=1e-4, max_epochs=30, batch_size=16, patience=10
     ),
     finetune=StageConfig(
-        optimizer="adamw", lr=3e-4, weight_decay=1e-4, max_epochs=6, batch_size=16, patience=3
+        optimizer="adamw", lr=2e-4, weight_decay=1e-4, max_epochs=5, batch_size=16, patience=3
     ),
 )
 PRESETS = {"paper": PAPER, "cpu": CPU}
@@ -107,12 +111,14 @@ class EarlyFusion(Expert):
 
 
 def image_encoder(architecture: str, in_channels: int, width: int) -> nn.Module:
-    """PreActResNet-18 with GroupNorm (the authors') or WideResNet-20-3, returning features."""
+    """PreActResNet-18 with GroupNorm (the authors'), WideResNet-20-3 or the small CPU CNN: features."""
     if architecture == "preact18":
         return PreActResNet18(in_channels, None, width=width, norm="group")
     if architecture == "wrn20-3":
         return wide_resnet_20_3(in_channels, None, width=width)
-    raise UserError(f"--architecture: expected one of {list(PAPER_WIDTH)}, got {architecture!r}")
+    if architecture == "cnn":
+        return SmallCNN(in_channels, width=width)
+    raise UserError(f"--architecture: expected one of {list(DEFAULT_WIDTH)}, got {architecture!r}")
 
 
 class NoiseSweep(ConcatDataset[tuple[dict[str, Tensor], Tensor]]):
@@ -141,10 +147,10 @@ def level_name(snr_db: float) -> str:
 @register_experiment("fastmri-knee")
 def fastmri_knee(
     data_dir: Path | None = None,
-    architecture: Architecture = "preact18",
+    architecture: Architecture | None = None,
     width: int | None = None,
-    crop: int = 320,
-    max_width: int = 400,
+    crop: int | None = None,
+    max_width: int | None = None,
     cache_dir: Path | None = None,
     preset: Literal["paper", "cpu"] = "paper",
     rss_baseline: bool = False,
@@ -156,10 +162,11 @@ def fastmri_knee(
 
     Args:
         data_dir: fastMRI single-coil volumes + fastMRI+ annotations (or 'i2m2 data fastmri-phantom').
-        architecture: preact18 (PreActResNet-18, GroupNorm; the paper's) or wrn20-3 (WideResNet-20-3, Fig. 4).
-        width: base channels (default: the paper's, 64 for preact18 and 16 for wrn20-3; 8 runs on CPU).
-        crop: side of the image centre crop (320 in the paper; the phantom's image size for a phantom).
-        max_width: widest k-space accepted and its zero-fill width (400; the phantom's: size + 16).
+        architecture: preact18 (PreActResNet-18, GroupNorm; the paper's), wrn20-3 (WideResNet-20-3, Fig. 4)
+            or cnn (3 conv blocks + global max-pool; not the paper's). Default preact18; cnn if --preset cpu.
+        width: base channels (default: 64 for preact18, 16 for wrn20-3 (the paper's), 8 for cnn).
+        crop: side of the image centre crop (default 320 as in the paper; 64, the phantom's, if --preset cpu).
+        max_width: widest k-space accepted and its zero-fill width (default 400; 80 with --preset cpu).
         cache_dir: keep preprocessed slices here (.npy per volume), so epochs and methods skip the FFTs.
         preset: paper (Table B.6 per method, AdamW) or cpu (small networks on the phantom).
         rss_baseline: the RSS-image-only row of Figure 2 (a one-modality run; put it in RUN/rss).
@@ -171,11 +178,17 @@ def fastmri_knee(
         raise UserError(
             "experiment 'fastmri-knee' reads files: pass --data-dir DIR (see 'i2m2 data fastmri-phantom')"
         )
-    if architecture not in PAPER_WIDTH:
-        raise UserError(f"--architecture: expected one of {list(PAPER_WIDTH)}, got {architecture!r}")
     if preset not in PRESETS:
         raise UserError(f"--preset: expected one of {list(PRESETS)}, got {preset!r}")
-    width = PAPER_WIDTH[architecture] if width is None else width
+    phantom = preset == "cpu"  # the cpu preset's defaults fit 'i2m2 data fastmri-phantom' on two cores
+    architecture = architecture or ("cnn" if phantom else "preact18")
+    if architecture not in DEFAULT_WIDTH:
+        raise UserError(f"--architecture: expected one of {list(DEFAULT_WIDTH)}, got {architecture!r}")
+    if crop is None:
+        crop = PHANTOM_SIZE if phantom else 320
+    if max_width is None:
+        max_width = phantom_max_width(crop) if phantom else 400
+    width = DEFAULT_WIDTH[architecture] if width is None else width
     if width < 1 or crop < 1:
         raise UserError(f"--width and --crop must be >= 1, got {width} and {crop}")
     if test_snr_db is not None and noise_sweep_db:
