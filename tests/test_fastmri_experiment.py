@@ -17,13 +17,13 @@ from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
 from i2m2.errors import DataError
 from i2m2.models.encoders import parameter_count
 from i2m2.models.methods import build_method
-from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
-from i2m2.training.multitask_objective import (
+from i2m2.objectives.multitask import (
     MultiTaskObjective,
     balanced_accuracy,
     best_threshold,
     class_weights_from_labels,
 )
+from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
 
 SIZE = 32
 

@@ -14,8 +14,8 @@ import transformers
 
 from i2m2.cli.main import main
 from i2m2.data.vqa_vs import OOD_SUBSETS, read_vqa_vs, vqa_score
+from i2m2.objectives.vqa import OOD_KEY, VQAObjective
 from i2m2.runs.predictions import load_predictions, predictions_path
-from i2m2.training.vqa_objective import OOD_KEY, VQAObjective
 from test_vqa_vs import write_vqa_vs
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "is", "it", "0", "1", "2", "3", "there", "dogs"]

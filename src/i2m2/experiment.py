@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from i2m2.models.expert import Expert
-from i2m2.objective import Objective
+from i2m2.objectives import Objective
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 # How BatchNorm normalizes at validation and test (see i2m2.training.batchnorm).

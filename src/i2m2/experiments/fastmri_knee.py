@@ -41,7 +41,7 @@ from i2m2.experiment import Experiment, Recipe, StageChanges, StageConfig
 from i2m2.models.encoders import PreActResNet18, SmallCNN, wide_resnet_20_3
 from i2m2.models.expert import Batch, Expert
 from i2m2.models.multitask_head import MultiTaskHead
-from i2m2.training.multitask_objective import MultiTaskObjective, class_weights_from_labels
+from i2m2.objectives.multitask import MultiTaskObjective, class_weights_from_labels
 
 KSPACE_MODALITIES = ("magnitude", "phase")
 Architecture = Literal["preact18", "wrn20-3", "cnn"]

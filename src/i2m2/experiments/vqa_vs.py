@@ -3,7 +3,7 @@
 Modalities ``image`` and ``question``; classes: the answers seen at least ``min_count`` (9) times in
 training (3,129 on the real data). Rows: image-only, text-only, intra, inter and I2M2, each scored with
 the VQA score on the IID test split (``vqa_score``) and on each of the nine OOD subsets (``ood_QT``, ...)
-in the same run; ``ood`` is the mean over the nine (:mod:`i2m2.training.vqa_objective`). Training uses
+in the same run; ``ood`` is the mean over the nine (:mod:`i2m2.objectives.vqa`). Training uses
 soft-target cross-entropy on the product's normalized log-probabilities.
 
 Experts are MLP heads (Linear -> LayerNorm -> GELU -> Linear) on features of frozen pretrained towers,
@@ -34,7 +34,7 @@ from i2m2.data.vqa_vs import MODALITIES, OOD_SUBSETS, load_vqa_vs, normalize_ans
 from i2m2.errors import DataError, UserError
 from i2m2.experiment import Experiment, Recipe, StageConfig
 from i2m2.experiments.vl_towers import Towers
-from i2m2.training.vqa_objective import OOD_KEY, VQAObjective
+from i2m2.objectives.vqa import OOD_KEY, VQAObjective
 
 RecipeName = Literal["paper", "authors-code"]
 RECIPES: dict[str, Recipe] = {

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from i2m2.experiment import Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
-from i2m2.objective import Objective
+from i2m2.objectives import Objective
 from i2m2.runs.predictions import Predictions
 from i2m2.training.batchnorm import batchnorm_callbacks
 from i2m2.training.datamodule import SplitsDataModule

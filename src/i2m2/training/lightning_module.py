@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric
 
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
-from i2m2.objective import CLASSIFICATION, Objective
+from i2m2.objectives import CLASSIFICATION, Objective
 
 Batch = tuple[dict[str, Tensor], Tensor]
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {

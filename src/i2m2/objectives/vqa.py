@@ -24,7 +24,7 @@ from torchmetrics import Metric, MetricCollection
 from i2m2.data.vqa_vs import ANSWER_COUNTS, ANSWER_LABELS, soft_targets, vqa_score
 from i2m2.models.soft_targets import soft_target_cross_entropy
 from i2m2.models.validation import check_labels
-from i2m2.objective import Objective
+from i2m2.objectives import Objective
 
 OOD_KEY = "ood_subsets"
 

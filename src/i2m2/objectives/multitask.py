@@ -25,7 +25,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAUROC, MultilabelAUROC
 
 from i2m2.models.validation import check_labels
-from i2m2.objective import Objective
+from i2m2.objectives import Objective
 
 
 def class_weights_from_labels(labels: Tensor | np.ndarray, classes: int = 2) -> Tensor:
