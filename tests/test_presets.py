@@ -236,7 +236,7 @@ def test_only_batch_statistics_make_a_prediction_depend_on_its_batch(mode, depen
 
 
 def test_mixture_accuracy_by_hand():
-    from i2m2.training.comparison import mixture_accuracy
+    from i2m2.metrics import mixture_accuracy
 
     # expert 1 says class 0 firmly on example 0; expert 2 says class 1 mildly: mixture 0.55 vs 0.45 -> 0
     p1 = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])

@@ -1,5 +1,7 @@
 """The whole comparison: every method, seed and group of an experiment, trained with the two-stage recipe.
 
+``__all__`` includes :class:`RunOptions` (defined in :mod:`i2m2.training.options`) for the API's users.
+
 :func:`run_experiment` is the Python entry point (``i2m2 run`` calls it too). The job loop lives here;
 where its files go is :class:`~i2m2.runs.folder.RunFolder`'s business.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,58 +21,15 @@ from tqdm.auto import tqdm
 
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Splits, StageConfig
+from i2m2.metrics import mixture_accuracy
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.methods import build_method
 from i2m2.runs.folder import RunFolder, run_record
-from i2m2.runs.predictions import Predictions
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import fit_and_test, quiet_lightning
+from i2m2.training.options import RunOptions
 from i2m2.training.plan import Job, all_methods, plan_jobs
-from i2m2.training.scale import ScaleConfig
 from i2m2.training.signals import stop_on_signals
-
-
-@dataclass
-class RunOptions:
-    """How to run a comparison (the experiment says what to run).
-
-    Args:
-        seeds: the number of seeds; seed k gives one full comparison (weights, batch order, sampling).
-        methods: rows to produce, e.g. ``unimodal:image intra inter i2m2`` (default: the experiment's
-            ``default_methods``, else all); products also run the stage-1 jobs they start from.
-        fusion: the inter experts to compare, of the experiment's fusions (default: the experiment's).
-        data_dir: the dataset folder, for experiments that read files.
-        max_epochs: overrides every stage's epochs (quick looks, smoke tests).
-        from_scratch: train intra and I2M2 jointly from random initialization (the paper's Table 5).
-        prior_correction: products of K experts use the exact Eq. (3), removing K-1 copies of the
-            training-label prior (off by default, as in the authors' code).
-        all_subsets: one inter expert per subset of two or more modalities (paper Section 5; M >= 3).
-        resume: skip jobs already finished in the run folder.
-        num_workers: DataLoader worker processes per job (for data read lazily from disk).
-        experiment_options: the experiment factory's options, recorded in run.json (``--resume`` checks
-            them).
-    """
-
-    seeds: int = 3
-    methods: list[str] | None = None
-    fusion: list[str] | None = None
-    data_dir: Path | None = None
-    max_epochs: int | None = None
-    from_scratch: bool = False
-    prior_correction: bool = False
-    all_subsets: bool = False
-    resume: bool = False
-    num_workers: int = 0
-    scale: ScaleConfig = field(default_factory=ScaleConfig)
-    experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
-
-    def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise UserError(f"--seeds: expected an integer >= 1, got {self.seeds}")
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise UserError(f"--max-epochs: expected an integer >= 1, got {self.max_epochs}")
-        if self.num_workers < 0:
-            raise UserError(f"--num-workers: expected an integer >= 0, got {self.num_workers}")
 
 
 def is_global_zero() -> bool:
@@ -364,18 +323,6 @@ class Comparison:
         return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
 
 
-def mixture_accuracy(predictions: Predictions) -> float:
-    """Accuracy of the mixture of a product's experts: the argmax of the mean of their probabilities.
-
-    The authors' code trains and validates intra as the product but tests it this way
-    (``intra_modality.py:244`` in divyam3897/I2M2); every expert counts for every example.
-    """
-    import numpy as np
-
-    probs = np.mean([np.exp(lp.astype(np.float64)) for lp in predictions.experts.values()], axis=0)
-    return float(np.mean(probs.argmax(axis=1) == predictions.labels))
-
-
 def training_labels(splits: Splits) -> Any:
     """The training labels, for the prior correction (in-memory splits have them; others are read once)."""
     labels = getattr(splits.train, "labels", None)
@@ -405,3 +352,6 @@ def run_experiment(
         options = replace(options, **option_values)
     results = Comparison(experiment, RunFolder(out, options.resume), options, epoch_progress).run()
     return list(results.get("rows", []))
+
+
+__all__ = ["Comparison", "RunOptions", "run_experiment"]

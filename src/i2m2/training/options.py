@@ -1,0 +1,53 @@
+"""How to run a comparison: seeds, methods, fusions, stage-2 variants, resume and scale-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from i2m2.errors import UserError
+from i2m2.training.scale import ScaleConfig
+
+
+@dataclass
+class RunOptions:
+    """How to run a comparison (the experiment says what to run).
+
+    Args:
+        seeds: the number of seeds; seed k gives one full comparison (weights, batch order, sampling).
+        methods: rows to produce, e.g. ``unimodal:image intra inter i2m2`` (default: the experiment's
+            ``default_methods``, else all); products also run the stage-1 jobs they start from.
+        fusion: the inter experts to compare, of the experiment's fusions (default: the experiment's).
+        data_dir: the dataset folder, for experiments that read files.
+        max_epochs: overrides every stage's epochs (quick looks, smoke tests).
+        from_scratch: train intra and I2M2 jointly from random initialization (the paper's Table 5).
+        prior_correction: products of K experts use the exact Eq. (3), removing K-1 copies of the
+            training-label prior (off by default, as in the authors' code).
+        all_subsets: one inter expert per subset of two or more modalities (paper Section 5; M >= 3).
+        resume: skip jobs already finished in the run folder.
+        num_workers: DataLoader worker processes per job (for data read lazily from disk).
+        experiment_options: the experiment factory's options, recorded in run.json (``--resume`` checks
+            them).
+    """
+
+    seeds: int = 3
+    methods: list[str] | None = None
+    fusion: list[str] | None = None
+    data_dir: Path | None = None
+    max_epochs: int | None = None
+    from_scratch: bool = False
+    prior_correction: bool = False
+    all_subsets: bool = False
+    resume: bool = False
+    num_workers: int = 0
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise UserError(f"--seeds: expected an integer >= 1, got {self.seeds}")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise UserError(f"--max-epochs: expected an integer >= 1, got {self.max_epochs}")
+        if self.num_workers < 0:
+            raise UserError(f"--num-workers: expected an integer >= 0, got {self.num_workers}")
