@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,52 @@ def small_batch() -> BatchFactory:
         return {m: torch.randn(size, SMALL_DIMS[m]) for m in modalities}
 
     return make
+
+
+TOWER_WORDS = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "is",
+    "it",
+    "there",
+    "are",
+    "dogs",
+    "0",
+    "1",
+    "2",
+    "3",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_towers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 1-layer BERT with a word-piece tokenizer and a 1-layer ViT with its image processor, random, saved
+    into local folders as a user's pretrained backbones would be (nothing is downloaded)."""
+    import transformers
+
+    root = tmp_path_factory.mktemp("towers")
+    torch.manual_seed(0)
+    (root / "vocab.txt").write_text("\n".join(TOWER_WORDS))
+    bert = transformers.BertConfig(
+        vocab_size=len(TOWER_WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    transformers.BertModel(bert).save_pretrained(root / "bert")
+    transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root / "bert")
+    vit = transformers.ViTConfig(
+        image_size=16,
+        patch_size=8,
+        hidden_size=12,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+    )
+    transformers.ViTModel(vit).save_pretrained(root / "vit")
+    transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "vit")
+    return {"text": root / "bert", "vision": root / "vit"}

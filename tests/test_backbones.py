@@ -23,35 +23,11 @@ from i2m2.models.soft_targets import soft_target_cross_entropy
 from test_nlvr2 import write_nlvr2
 from test_vqa_vs import write_vqa_vs
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "is", "it", "there", "are", "dogs", "0", "1", "2", "3"]
 
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 1-layer BERT with a word-piece tokenizer and a 1-layer ViT with its image processor, saved."""
-    root = tmp_path_factory.mktemp("backbones")
-    torch.manual_seed(0)
-    (root / "vocab.txt").write_text("\n".join(WORDS))
-    bert = transformers.BertConfig(
-        vocab_size=len(WORDS),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-    )
-    transformers.BertModel(bert).save_pretrained(root / "bert")
-    transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root / "bert")
-    vit = transformers.ViTConfig(
-        image_size=16,
-        patch_size=8,
-        hidden_size=12,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=24,
-    )
-    transformers.ViTModel(vit).save_pretrained(root / "vit")
-    transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "vit")
-    return {"text": root / "bert", "vision": root / "vit"}
+@pytest.fixture
+def models(tiny_towers: dict[str, Path]) -> dict[str, Path]:
+    """The shared tiny BERT and ViT folders (conftest.tiny_towers)."""
+    return tiny_towers
 
 
 def test_towers_pool_to_feature_vectors(models: dict[str, Path]) -> None:

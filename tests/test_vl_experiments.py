@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from i2m2.cli.main import main
 from i2m2.data.vqa_vs import OOD_SUBSETS, read_vqa_vs, vqa_score
@@ -18,35 +17,11 @@ from i2m2.objectives.vqa import OOD_KEY, VQAObjective
 from i2m2.runs.predictions import load_predictions, predictions_path
 from test_vqa_vs import write_vqa_vs
 
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "is", "it", "0", "1", "2", "3", "there", "dogs"]
 
-
-@pytest.fixture(scope="module")
-def towers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 1-layer BERT with its tokenizer and a 1-layer ViT with its image processor, random, saved."""
-    root = tmp_path_factory.mktemp("towers")
-    torch.manual_seed(0)
-    (root / "vocab.txt").write_text("\n".join(WORDS))
-    config = transformers.BertConfig(
-        vocab_size=len(WORDS),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-    )
-    transformers.BertModel(config).save_pretrained(root / "bert")
-    transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root / "bert")
-    vit = transformers.ViTConfig(
-        image_size=16,
-        patch_size=8,
-        hidden_size=12,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=24,
-    )
-    transformers.ViTModel(vit).save_pretrained(root / "vit")
-    transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "vit")
-    return {"text": root / "bert", "vision": root / "vit"}
+@pytest.fixture
+def towers(tiny_towers: dict[str, Path]) -> dict[str, Path]:
+    """The shared tiny BERT and ViT folders (conftest.tiny_towers)."""
+    return tiny_towers
 
 
 def run_vqa_vs(data: Path, towers: dict[str, Path], out: Path, *extra: str) -> int:
