@@ -34,7 +34,24 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PreActResNet18(nn.Module):
+class PreActTrunk(nn.Module):
+    """What every pre-activation ResNet here shares: stem -> blocks -> norm -> ReLU -> global average pool,
+    then an optional linear head (``None``: the pooled features, ``out_features`` of them)."""
+
+    stem: nn.Module
+    blocks: nn.Sequential
+
+    def _finish(self, channels: int, norm: Norm, num_classes: int | None) -> None:
+        self.norm = norm2d(norm, channels)
+        self.out_features = channels
+        self.head = None if num_classes is None else nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.norm(self.blocks(self.stem(x))).relu().mean(dim=(2, 3))
+        return features if self.head is None else self.head(features)
+
+
+class PreActResNet18(PreActTrunk):
     """PreActResNet-18: ``(batch, in_channels, H, W) -> (batch, num_classes)`` or features.
 
     Args:
@@ -56,10 +73,4 @@ class PreActResNet18(nn.Module):
             blocks += [PreActBlock(channels, out, stride, norm), PreActBlock(out, out, 1, norm)]
             channels = out
         self.blocks = nn.Sequential(*blocks)
-        self.norm = norm2d(norm, channels)
-        self.out_features = channels
-        self.head = None if num_classes is None else nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = self.norm(self.blocks(self.stem(x))).relu().mean(dim=(2, 3))
-        return features if self.head is None else self.head(features)
+        self._finish(channels, norm, num_classes)

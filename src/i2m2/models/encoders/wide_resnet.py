@@ -7,13 +7,13 @@ stage, the ResNet-20 layout: 18 convs in blocks, the stem and the classifier), w
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from i2m2.models.encoders.norm import Norm, norm2d
-from i2m2.models.encoders.preact_resnet import PreActBlock
+from i2m2.models.encoders.norm import Norm
+from i2m2.models.encoders.preact_resnet import PreActBlock, PreActTrunk
 
 
-class WideResNet(nn.Module):
+class WideResNet(PreActTrunk):
     """``(batch, in_channels, H, W) -> (batch, num_classes)`` or ``out_features`` features.
 
     Args:
@@ -47,13 +47,7 @@ class WideResNet(nn.Module):
                 blocks.append(PreActBlock(channels, out, stride if i == 0 else 1, norm))
                 channels = out
         self.blocks = nn.Sequential(*blocks)
-        self.norm = norm2d(norm, channels)
-        self.out_features = channels
-        self.head = None if num_classes is None else nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = self.norm(self.blocks(self.stem(x))).relu().mean(dim=(2, 3))
-        return features if self.head is None else self.head(features)
+        self._finish(channels, norm, num_classes)
 
 
 def wide_resnet_20_3(in_channels: int = 1, num_classes: int | None = None, width: int = 16) -> WideResNet:
