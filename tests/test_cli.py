@@ -36,6 +36,7 @@ def test_every_command_explains_itself(command, capsys):
         (["run", "synthetic", "--out", "{tmp}/a-file"], "not a folder"),
         (["run", "synthetic", "--seeds", "0", "--out", "{tmp}/r"], "--seeds: expected an integer >= 1"),
         (["run", "synthetic", "--seeds", "x", "--out", "{tmp}/r"], 'key "seeds"'),
+        (["run", "synthetic", "--first-seed", "-1", "--out", "{tmp}/r"], "--first-seed: expected an integer"),
         (["run", "synthetic", "--pretrain.lr", "abc"], 'key "pretrain.lr"'),
         (["run", "synthetic", "--pretrain.lr", "-1"], "lr: expected a number > 0"),
         (["run", "synthetic", "--experts.video.lr", "0.1"], "unknown expert(s) ['video']"),
@@ -57,6 +58,26 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_seeds_split_over_two_runs_match_one_run(tmp_path, capsys):
+    """--first-seed: seed k is the same job wherever it runs, so seeds can be split over machines."""
+    common = ["run", "synthetic", "--max-epochs", "2", "--methods", "unimodal:m0", "i2m2", "--threads", "1"]
+    assert main([*common, "--seeds", "2", "--out", str(tmp_path / "both")]) == 0
+    assert main([*common, "--seeds", "1", "--first-seed", "1", "--out", str(tmp_path / "second")]) == 0
+    capsys.readouterr()
+    second = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert second["config"]["seeds"] == [1]
+    assert "from seed 1" in second["config"]["title"]
+    jobs = sorted(p.name for p in (tmp_path / "second" / "jobs").glob("*.json"))
+    assert jobs and all(name.endswith("__seed1.json") for name in jobs)
+    for name in jobs:
+        split = json.loads((tmp_path / "second" / "jobs" / name).read_text())["metrics"]
+        whole = json.loads((tmp_path / "both" / "jobs" / name).read_text())["metrics"]
+        assert split == pytest.approx(whole, abs=1e-6), name
+    # ... and seed 1 is not seed 0 (the option really moved the seed).
+    seed0 = json.loads((tmp_path / "both" / "jobs" / jobs[0].replace("seed1", "seed0")).read_text())
+    assert seed0["metrics"] != json.loads((tmp_path / "second" / "jobs" / jobs[0]).read_text())["metrics"]
 
 
 def test_unwritable_out_is_reported(tmp_path, capsys):

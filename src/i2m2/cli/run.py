@@ -30,6 +30,7 @@ from i2m2.training.scale import ScaleConfig
 # Run options with their types and help; their names on the command line use dashes.
 RUN_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "seeds": (int, 3, "number of seeds; seed k is one full comparison"),
+    "first_seed": (int, 0, "the first seed: runs seeds first-seed .. first-seed + seeds - 1"),
     "out": (str | None, None, "run folder (default: runs/<experiment>-<time>)"),  # str: '' is refused
     "methods": (
         str,
@@ -242,6 +243,7 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     torch.set_num_threads(threads)
     run = RunOptions(
         seeds=values.seeds,
+        first_seed=values.first_seed,
         methods=values.methods,
         fusion=values.fusion,
         data_dir=values.data_dir,

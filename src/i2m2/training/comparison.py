@@ -103,7 +103,7 @@ class Comparison:
             "num_classes": e.num_classes if isinstance(e.num_classes, int) else dict(e.num_classes),
             "groups": list(e.groups),
             "group_names": list(e.group_names),
-            "seeds": list(range(o.seeds)),
+            "seeds": o.seed_list,
             "methods": self.methods,
             "fusions": self.fusions,
             "monitor": e.monitor,
@@ -126,6 +126,8 @@ class Comparison:
         name = None if o.data_dir is None else o.data_dir.name or str(o.data_dir)
         source = f"; data: {name}" if name and name not in e.description else ""
         seeds = f"{o.seeds} seed{'s' if o.seeds > 1 else ''}"
+        if o.first_seed:
+            seeds += f" from seed {o.first_seed}"
         return f"{e.name}: {e.description}{source} ({seeds}, test set)"
 
     def levels(self) -> dict[str, dict[str, float]]:
@@ -162,7 +164,7 @@ class Comparison:
             self.folder.release()
 
     def _run(self) -> dict[str, Any]:
-        experiment, seeds = self.experiment, range(self.options.seeds)
+        experiment, seeds = self.experiment, self.options.seed_list
         total = len(experiment.groups) * len(seeds) * len(self.jobs)
         bar = tqdm(total=total, desc=experiment.name, unit="job", disable=not self.interactive)
         started = time.perf_counter()

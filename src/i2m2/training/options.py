@@ -16,6 +16,8 @@ class RunOptions:
 
     Args:
         seeds: the number of seeds; seed k gives one full comparison (weights, batch order, sampling).
+        first_seed: the first seed, so that seeds ``first_seed .. first_seed + seeds - 1`` run (split one
+            table's seeds over several machines; seed k is the same job wherever it runs).
         methods: rows to produce, e.g. ``unimodal:image intra inter i2m2`` (default: the experiment's
             ``default_methods``, else all); products also run the stage-1 jobs they start from.
         fusion: the inter experts to compare, of the experiment's fusions (default: the experiment's).
@@ -32,6 +34,7 @@ class RunOptions:
     """
 
     seeds: int = 3
+    first_seed: int = 0
     methods: list[str] | None = None
     fusion: list[str] | None = None
     data_dir: Path | None = None
@@ -44,9 +47,16 @@ class RunOptions:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
 
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds this run trains, in order."""
+        return list(range(self.first_seed, self.first_seed + self.seeds))
+
     def __post_init__(self) -> None:
         if self.seeds < 1:
             raise UserError(f"--seeds: expected an integer >= 1, got {self.seeds}")
+        if self.first_seed < 0:
+            raise UserError(f"--first-seed: expected an integer >= 0, got {self.first_seed}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise UserError(f"--max-epochs: expected an integer >= 1, got {self.max_epochs}")
         if self.num_workers < 0:
