@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -164,8 +165,16 @@ def test_resume_skips_finished_jobs(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="--resume"):
         run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra"])
-    again = run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra", "inter"], resume=True)
+    # The curve an interrupted inter job left behind is replaced, not appended to (and not warned about).
+    stale = tmp_path / "run" / "logs" / "inter-dominant__inter__seed0"
+    stale.mkdir(parents=True)
+    (stale / "metrics.csv").write_text("epoch,step,val/acc\n0,9,0.99\n")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*exists and is not empty.*")
+        again = run_synthetic(tmp_path / "run", methods=["unimodal:m0", "intra", "inter"], resume=True)
     assert calls == ["inter"]
+    assert "0.99" not in (stale / "metrics.csv").read_text()
+    assert (tmp_path / "run" / "logs" / "inter-dominant__unimodal-m0__seed0" / "metrics.csv").is_file()
     assert again["rows"][0] == first["rows"][0]
     # The resumed run's own time excludes the earlier jobs; job_wall_time_s counts all of them.
     assert again["config"]["job_wall_time_s"] > first["config"]["job_wall_time_s"] > 0

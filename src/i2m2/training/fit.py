@@ -7,6 +7,7 @@ per-example predictions (each expert runs once per test batch; every product is 
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,9 @@ def fit_and_test(
         checkpoint = Path(scratch.name) / "best.ckpt"
     if getattr(rank_zero_only, "rank", 0) == 0:
         checkpoint.unlink(missing_ok=True)  # a partial one from an interrupted run of this job
+        if log_dir is not None and log_dir.is_dir():
+            # the curve of an interrupted run of this job: this run rewrites it (Lightning would warn)
+            shutil.rmtree(log_dir)
     best = ModelCheckpoint(
         dirpath=checkpoint.parent,
         filename=checkpoint.stem,
