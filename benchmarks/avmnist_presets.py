@@ -184,6 +184,7 @@ def main() -> int:
     codes = {p: 0 for p in args.presets} if args.table_only else run_presets(args)
     summary = table(args, codes, time.monotonic() - started)
     summary["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    args.out.mkdir(parents=True, exist_ok=True)  # --table-only does not run (or create) anything else
     (args.out / "table1_presets.md").write_text(summary["markdown"])
     (args.out / "table1_presets.json").write_text(json.dumps(summary, indent=2) + "\n")
     for preset in args.presets:
