@@ -91,7 +91,8 @@ def merge(args: argparse.Namespace) -> dict[str, Any]:
     where = ["| preset | seed | machine | jobs | epochs per job |", "|---|---|---|---|---|"]
     for preset in PRESETS:
         for seed, c in sorted(chosen[preset].items()):
-            epochs = ", ".join(f"{m} {e}" for m, e in c["epochs"].items())
+            order = [m for m in dict.fromkeys(m for _, m, _ in ROWS) if m in c["epochs"]]
+            epochs = ", ".join(f"{m} {c['epochs'][m]}" for m in order)
             where.append(f"| `{preset}` | {seed} | {c['machine']} | {len(c['metrics'])} | {epochs} |")
     markdown = "\n".join(
         [
