@@ -46,9 +46,7 @@ def main() -> None:
     for folder in args.runs:
         config = json.loads((folder / "results.json").read_text())["config"]
         epochs = config["max_epochs_override"] or "the recipe's"
-        for seed in sorted(
-            {int(p.stem.rsplit("seed", 1)[1]) for p in (folder / "predictions").glob("*.npz")}
-        ):
+        for seed in config["seeds"]:
             stats = seed_stats(folder, seed)
             print(json.dumps({"run": str(folder), "max_epochs": epochs, "seed": seed} | stats))
 

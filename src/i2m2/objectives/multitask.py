@@ -127,12 +127,6 @@ class MultiTaskObjective(Objective):
         metrics |= {f"auroc_{name}": TaskAUROC(t) for t, name in enumerate(self.tasks)}
         return MetricCollection(metrics, prefix=prefix)
 
-    def update(self, metrics: MetricCollection, log_probs: Tensor, target: Any) -> None:
-        metrics.update(log_probs.exp(), target)
-
-    def batch_size(self, target: Any) -> int:
-        return len(target)
-
     def validation_calibrated(self) -> bool:
         return True
 
