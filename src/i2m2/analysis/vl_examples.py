@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +47,7 @@ def vl_examples_analysis(run: RunData) -> list[Artifact]:
     methods = run.i2m2_methods(group)
     if not methods:
         return []
-    config = json.loads((run.path / "results.json").read_text()).get("config", {})
-    data_dir = config.get("data_dir")
+    data_dir = run.config.get("data_dir")
     if not data_dir or not Path(data_dir).is_dir():
         warnings.warn(
             f"{run.path}: data_dir {data_dir!r} not found; examples.html needs its images", stacklevel=2
@@ -102,14 +99,10 @@ def _read_test(experiment: str, root: Path, num_classes: int) -> TestExamples:
 def _min_count_for(root: Path, num_classes: int) -> int:
     """The vocabulary threshold that gives ``num_classes`` answers (every such threshold gives the same
     answers: the ``num_classes`` most frequent), so the page needs no record of ``--min-count``."""
-    from i2m2.data.vqa_vs import normalize_answer
+    from i2m2.data.vqa_vs import training_answer_counts
 
     path = root / "Training" / "Training-Ans.json"
-    data = json.loads(path.read_text())
-    entries = data["annotations"] if isinstance(data, dict) else data
-    counts = sorted(Counter(normalize_answer(str(a["multiple_choice_answer"])) for a in entries).values())[
-        ::-1
-    ]
+    counts = sorted(training_answer_counts(root).values(), reverse=True)
     if len(counts) < num_classes or (
         len(counts) > num_classes and counts[num_classes] == counts[num_classes - 1]
     ):

@@ -117,9 +117,23 @@ def read_vqa_vs(root: Path, min_count: int = 9) -> tuple[dict[str, VQAVSSplit], 
     return splits, answers
 
 
+def answer_counts(annotations: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """How many questions have each normalized ``multiple_choice_answer``."""
+    return Counter(normalize_answer(str(a["multiple_choice_answer"])) for a in annotations)
+
+
+def training_answer_counts(root: Path) -> Counter[str]:
+    """:func:`answer_counts` of the training split, read from ``Training-Ans.json`` alone."""
+    path = root / "Training" / "Training-Ans.json"
+    try:
+        return answer_counts(_entries(path, "annotations"))
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{path}: not a VQA v2 answer file ({type(err).__name__}: {err})") from err
+
+
 def answer_vocabulary(annotations: Sequence[Mapping[str, Any]], min_count: int = 9) -> list[str]:
     """Normalized ``multiple_choice_answer`` seen in at least ``min_count`` questions, most frequent first."""
-    counts = Counter(normalize_answer(str(a["multiple_choice_answer"])) for a in annotations)
+    counts = answer_counts(annotations)
     return sorted((a for a, n in counts.items() if n >= min_count), key=lambda a: (-counts[a], a))
 
 

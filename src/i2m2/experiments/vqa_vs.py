@@ -20,8 +20,6 @@ expressible here and its I2M2 never loads the stage-1 heads, a defect not copied
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +28,7 @@ from torch import Tensor
 
 from i2m2.catalog import register_experiment
 from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
-from i2m2.data.vqa_vs import MODALITIES, OOD_SUBSETS, load_vqa_vs, normalize_answer
+from i2m2.data.vqa_vs import MODALITIES, OOD_SUBSETS, load_vqa_vs, training_answer_counts
 from i2m2.errors import DataError, UserError
 from i2m2.experiment import Experiment, Recipe, StageConfig
 from i2m2.experiments.vl_towers import Towers
@@ -79,17 +77,10 @@ class WithBatchKeys(MultimodalDataset):
 
 def vocabulary_size(root: Path, min_count: int) -> int:
     """Answers of at least ``min_count`` training questions, read from the training answers alone."""
-    path = root / "Training" / "Training-Ans.json"
-    try:
-        data = json.loads(path.read_text())
-        entries = data["annotations"] if isinstance(data, dict) else data
-        counts = Counter(normalize_answer(str(a["multiple_choice_answer"])) for a in entries)
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: file not found (expected the VQA-VS release layout)") from err
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: not a VQA v2 answer file ({type(err).__name__}: {err})") from err
+    counts = training_answer_counts(root)
     size = sum(n >= min_count for n in counts.values())
     if size < 2:
+        path = root / "Training" / "Training-Ans.json"
         raise DataError(f"{path}: {size} answer(s) occur {min_count} times; the vocabulary needs two or more")
     return size
 
