@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from i2m2.analysis.artifacts import Artifact, csv_artifact, markdown_table, mean_std, pm
+from i2m2.analysis.artifacts import Artifact, csv_artifact, markdown_table, mean_std, per_seed_text, pm
 from i2m2.data.fastmri_labels import FASTMRI_FINDINGS
 from i2m2.errors import DataError
 from i2m2.runs.folder import RunFolder
@@ -85,7 +85,8 @@ class FastMRIRun:
 
     def parameters(self, method: str) -> int:
         """Trained parameters of ``method``'s seed-0 checkpoint (buffers such as norm statistics left out)."""
-        state = RunFolder(self.path).load_weights(RunFolder(self.path).stem("", method, self.seeds[0]))
+        folder = RunFolder(self.path)
+        state = folder.load_weights(folder.stem("", method, self.seeds[0]))
         skip = ("log_prior", "running_mean", "running_var", "num_batches_tracked")
         return sum(v.numel() for k, v in state.items() if not k.endswith(skip))
 
@@ -122,7 +123,7 @@ def fastmri_analysis(run_dir: Path) -> list[Artifact]:
     return artifacts
 
 
-# (label, means per finding, stds per finding, per-seed values per finding)
+# (label, per-seed values per finding)
 Series = list[tuple[str, list[list[float]]]]
 
 
@@ -136,7 +137,7 @@ def _outputs(name: str, title: str, series: Series, extra: dict[str, str] | None
         cells = [pm(v, 100) for v in per_finding] + [pm(mean_row, 100) if mean_row else ""]
         rows.append([label, *([extra[label]] if extra else []), *cells])
         for finding, values in zip(FINDINGS, per_finding, strict=True):
-            csv_rows.append([label, finding, *mean_std(values), " ".join(f"{v:.6f}" for v in values)])
+            csv_rows.append([label, finding, *mean_std(values), per_seed_text(values)])
     table = f"# {title}\n\ntest metric (%), mean ± std over seeds\n\n" + markdown_table(header, rows)
     chart = grouped_bars(
         list(FINDINGS),

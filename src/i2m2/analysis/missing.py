@@ -235,8 +235,7 @@ def _withheld_stat(
 
 def levels(run: RunData, group: str) -> tuple[float, float]:
     """Chance accuracy 1/C and the majority-class rate of the test labels (mean over seeds)."""
-    seeds = [p for (g, _, s), p in run.predictions.items() if g == group]
-    first = seeds[0]
+    first = next(p for (g, _, _), p in run.predictions.items() if g == group)
     classes = first.log_probs.shape[1]
     by_seed = {s: p.labels for (g, _, s), p in run.predictions.items() if g == group}
     majority = [float(np.bincount(y, minlength=classes).max()) / len(y) for y in by_seed.values()]
@@ -282,9 +281,9 @@ def missing_analysis(run: RunData) -> list[Artifact]:
         ]
         for r in results
     ]
+    group_levels = {group: levels(run, group) for group in run.groups}
     level_lines = []
-    for group in run.groups:
-        chance, majority = levels(run, group)
+    for group, (chance, majority) in group_levels.items():
         where = f"{group}: " if group else ""
         level_lines.append(
             f"- {where}chance (1/C) {100 * chance:.1f}%, "
@@ -311,17 +310,18 @@ def missing_analysis(run: RunData) -> list[Artifact]:
         + markdown_table(columns, md_rows)
     )
     artifacts = [csv_artifact("missing.csv", header, rows), Artifact("missing.md", md.encode())]
-    artifacts += _charts(run, results)
+    artifacts += _charts(run, results, group_levels)
     return artifacts
 
 
-def _charts(run: RunData, results: list[WithheldResult]) -> list[Artifact]:
+def _charts(
+    run: RunData, results: list[WithheldResult], group_levels: dict[str, tuple[float, float]]
+) -> list[Artifact]:
     """Per group and number of modalities withheld: bars per subset, one series per product row and one
     for the matching unimodal model, with chance and majority lines."""
     charts = []
     sizes = sorted({len(r.withheld) for r in results if r.withheld and r.stat})
-    for group in run.groups:
-        chance, majority = levels(run, group)
+    for group, (chance, majority) in group_levels.items():
         for k in sizes:
             mine = [r for r in results if r.group == group and len(r.withheld) == k]
             names = list(dict.fromkeys(r.name for r in mine if r.stat))

@@ -49,7 +49,7 @@ def ood_splits_analysis(run: RunData) -> list[Artifact]:
             table.append(cells)
         heading = f"\n## {group}\n\n" if group else "\n"
         md.append(heading + markdown_table(["method", *[c for c, _ in columns]], table))
-        chart = [c for c in subsets]  # Figure C.6: the nine subsets
+        chart = list(subsets)  # Figure C.6: the nine subsets
         series = {
             row["method"]: (
                 [100 * _get(row, PREFIX + s, "mean") for s in chart],

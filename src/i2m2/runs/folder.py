@@ -222,12 +222,13 @@ class RunFolder:
     def _check_owner(self, record: dict[str, Any] | None) -> None:
         entries = [p for p in self.path.iterdir() if p.name != LOCK and not LEFTOVER.match(p.name)]
         previous = self.path / RECORD
+        has_jobs = self.jobs.is_dir() and any(self.jobs.glob("*.json"))
+        if (previous.exists() or has_jobs) and not self.resume:
+            raise UserError(
+                f"--out {self.path}: already holds a run; pass --resume to continue it, "
+                "or choose another folder"
+            )
         if previous.exists():
-            if not self.resume:
-                raise UserError(
-                    f"--out {self.path}: already holds a run; pass --resume to continue it, "
-                    "or choose another folder"
-                )
             if record is not None:
                 found = differences(self._read_record().get("identity"), record["identity"])
                 if found:
@@ -237,12 +238,6 @@ class RunFolder:
                         "its own experiment and options, or choose another --out"
                     )
             return
-        has_jobs = self.jobs.is_dir() and any(self.jobs.glob("*.json"))
-        if has_jobs and not self.resume:
-            raise UserError(
-                f"--out {self.path}: already holds a run; pass --resume to continue it, "
-                "or choose another folder"
-            )
         if has_jobs and all(p.name in LAYOUT for p in entries):
             return  # a run written before run.json existed: resumable as it is
         # Folders of the layout may hold what a run that finished no job left (fit replaces it); a file
