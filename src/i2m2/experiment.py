@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -21,7 +21,7 @@ from i2m2.objectives import Objective
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
 # How BatchNorm normalizes at validation and test (see i2m2.training.batchnorm).
 BNStats = Literal["running", "precise", "batch"]
-BN_STATS: tuple[str, ...] = ("running", "precise", "batch")
+BN_STATS: tuple[str, ...] = get_args(BNStats)
 
 
 @dataclass

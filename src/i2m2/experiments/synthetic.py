@@ -54,9 +54,6 @@ def synthetic(
         n_test: test examples per seed.
         regimes: some of ``intra-dominant``, ``inter-dominant``, ``both`` (default: all three).
     """
-    for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        if n < 1:
-            raise UserError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {n}")
     chosen = tuple(regimes or REGIMES)
     unknown = [r for r in chosen if r not in REGIMES]
     if unknown:
@@ -87,6 +84,9 @@ def generator_experiment(
 
     Shared by the demo's three regimes and the sweep's grid, so both always train the same way.
     """
+    for option, n in zip(("n_train", "n_val", "n_test"), sizes, strict=True):
+        if n < 1:
+            raise UserError(f"--{option.replace('_', '-')}: expected an integer >= 1, got {n}")
     modalities = tuple(f"m{i}" for i in range(num_modalities))
 
     def load(group: str, data_dir: Path | None, seed: int) -> DataSplits:

@@ -57,9 +57,6 @@ def synthetic_sweep(
         )
     if len(set(rows)) != len(rows) or len(set(columns)) != len(columns):
         raise UserError(f"--intra and --inter: a strength is given twice ({rows}, {columns})")
-    for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        if n < 1:
-            raise UserError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {n}")
     cells = {cell_name(a, b): (a, b) for a in rows for b in columns}
     description = (
         f"synthetic generator (Eq. 1) over intra {[f'{a:g}' for a in rows]} x inter "

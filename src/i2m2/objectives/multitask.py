@@ -101,9 +101,6 @@ class MultiTaskObjective(Objective):
             )
         self.class_weights = None if class_weights is None else class_weights.detach().float().cpu()
 
-    def split_batch(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[dict[str, Tensor], Any]:
-        return inputs, labels
-
     def check_target(self, target: Any, num_classes: int) -> None:
         if not isinstance(target, Tensor) or target.dim() != 2 or target.shape[1] != self.num_tasks:
             shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__

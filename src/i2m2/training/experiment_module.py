@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 
 from i2m2.catalog import build_experiment, get_factory
-from i2m2.experiment import Experiment
+from i2m2.experiment import FINETUNED_METHODS, Experiment
 from i2m2.models.methods import build_method
 from i2m2.training.lightning_module import MethodModule
 
@@ -72,7 +72,7 @@ class ExperimentMethodModule(MethodModule):
         )
         stage = (
             built.recipe.finetune
-            if method in ("intra", "i2m2")
+            if method in FINETUNED_METHODS
             else built.recipe.stage1(method.removeprefix("unimodal:"))
         )
         super().__init__(
