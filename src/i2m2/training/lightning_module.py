@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
@@ -69,7 +69,11 @@ class MethodModule(pl.LightningModule):
         self.test_metrics = self.objective.metrics(num_classes, "test/")
         # Evaluation metrics and losses are accumulated by torchmetrics and logged once per epoch: logging
         # a metric collection per batch cost about a millisecond, a small model's whole step a few.
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # nan_strategy="disable": no per-update NaN scan (a device sync per step on GPU); a NaN loss reaches
+        # the epoch mean, where FiniteLoss stops the job.
+        self.train_loss, self.val_loss, self.test_loss = (
+            MeanMetric(nan_strategy="disable") for _ in range(3)
+        )
         self._train_loss_logged = False
         self.step_logging = True  # per-step loss in the progress bar; the trainer turns it off without one
         self.collect_predictions = False  # keep per-example test outputs (one process only)
@@ -94,7 +98,7 @@ class MethodModule(pl.LightningModule):
         logits, masks, target = self._outputs(batch, batch_idx)
         loss = self.objective.loss(self._log_probs(logits, masks), target)
         # With a bar the step's loss shows; either way train/loss at epoch end is the epoch's mean.
-        self.train_loss.update(loss.detach(), self.objective.batch_size(target))
+        self.train_loss.update(_per_example(loss.detach(), self.objective.batch_size(target)))
         if self.step_logging:  # a progress bar shows each step's loss (a log call costs ~1 ms: only then)
             self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
@@ -113,24 +117,22 @@ class MethodModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_train_loss()
 
+    def _accumulators(self, stage: str) -> tuple[MetricCollection, MeanMetric]:
+        """The metrics and the mean loss that ``stage`` ("val" or "test") accumulates over an epoch."""
+        return (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
+
     def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> tuple[Any, ...]:
         logits, masks, target = self._outputs(batch, batch_idx)
         log_probs = self._log_probs(logits, masks)
-        metrics, losses = (
-            (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
-        )
+        metrics, losses = self._accumulators(stage)
         self.objective.update(metrics, log_probs, target)
-        losses.update(self.objective.loss(log_probs, target), self.objective.batch_size(target))
+        losses.update(_per_example(self.objective.loss(log_probs, target), self.objective.batch_size(target)))
         return logits, masks, log_probs
 
     def _log_epoch(self, stage: str) -> None:
         """One log call per epoch; torchmetrics syncs the sums across processes in ``compute``."""
-        metrics, losses = (
-            (self.val_metrics, self.val_loss) if stage == "val" else (self.test_metrics, self.test_loss)
-        )
-        values = {name: value for name, value in metrics.compute().items()} | {
-            f"{stage}/loss": losses.compute()
-        }
+        metrics, losses = self._accumulators(stage)
+        values = metrics.compute() | {f"{stage}/loss": losses.compute()}
         self.log_dict(values, prog_bar=stage == "val")
         metrics.reset()
         losses.reset()
@@ -196,3 +198,9 @@ class MethodModule(pl.LightningModule):
         if self.optimizer_name == "sgd":
             options["momentum"] = self.momentum
         return OPTIMIZERS[self.optimizer_name](self.model.parameters(), **options)
+
+
+def _per_example(loss: Tensor, batch_size: int) -> Tensor:
+    """A batch's mean loss repeated once per example, so that the epoch mean weights batches by size
+    (``MeanMetric`` with ``nan_strategy="disable"`` ignores an explicit weight)."""
+    return loss.expand(batch_size)
