@@ -49,29 +49,24 @@ def write_data(root: Path, scale: float, seed: int = 0) -> None:
     for split, n in (("train", n_train), ("test", n_test)):
         labels = rng.integers(0, 10, n)
         np.save(root / f"{split}_labels.npy", labels)
-        for modality, templates, weight in (
-            ("image", image_templates, 0.3),
-            ("audio", audio_templates, 0.15),
+        # MultiBench's shapes: images (N, 784), spectrograms (N, 112, 112)
+        for modality, templates, weight, shape in (
+            ("image", image_templates, 0.3, (784,)),
+            ("audio", audio_templates, 0.15, (112, 112)),
         ):
             (root / modality).mkdir(exist_ok=True)
             out = np.lib.format.open_memmap(
                 root / modality / f"{split}_data.npy",
                 mode="w+",
                 dtype=np.uint8,
-                shape=(n, templates.shape[1]),
+                shape=(n, *shape),
             )
             for start in range(0, n, 4096):
                 rows = labels[start : start + 4096]
                 noise = rng.integers(0, 256, (len(rows), templates.shape[1])).astype(np.float32)
-                out[start : start + len(rows)] = (weight * templates[rows] + (1 - weight) * noise).astype(
-                    np.uint8
-                )
+                mixed = (weight * templates[rows] + (1 - weight) * noise).astype(np.uint8)
+                out[start : start + len(rows)] = mixed.reshape(len(rows), *shape)
             out.flush()
-            if modality == "audio":  # MultiBench stores spectrograms as (N, 112, 112)
-                np.save(
-                    root / modality / f"{split}_data.npy",
-                    np.load(root / modality / f"{split}_data.npy").reshape(n, 112, 112),
-                )
 
 
 def run_cli(data: Path, out: Path, threads: int, accelerator: str, batch: int) -> dict[str, Any]:
@@ -118,9 +113,8 @@ def bare_loop(data: Path, threads: int, device: str, batch: int) -> dict[str, An
     results: dict[str, Any] = {}
     weights: dict[str, dict[str, torch.Tensor]] = {}
     for job in JOBS:
-        base = "inter" if job == "inter" else job
         model = build_method(
-            base,
+            job,
             modalities,
             unimodal=lambda m: avmnist_unimodal_classifier(m, 10),
             inter=lambda mods: avmnist_late_fusion(mods, 10),

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from i2m2.catalog import get_experiment
+from i2m2.experiment import Experiment
 from i2m2.models.methods import build_method
 from i2m2.models.product_of_experts import product_of_experts
 
@@ -47,10 +48,11 @@ def run(argv: list[str], threads: int | None = None) -> float:
     return time.perf_counter() - started
 
 
-def plain_loop(method: str, epochs: int, splits: Any, batch: int, lr: float, wd: float) -> float:
+def plain_loop(
+    experiment: Experiment, method: str, epochs: int, splits: Any, batch: int, lr: float, wd: float
+) -> float:
     """The job's steps without a framework: train epochs with a validation pass each, then one test pass."""
-    experiment = get_experiment("synthetic")
-    classes = 4
+    classes = experiment.num_classes
     torch.manual_seed(0)
     model = build_method(
         method,
@@ -96,7 +98,9 @@ def per_job_overhead(threads: int) -> dict[str, Any]:
     for record in records:
         method = record["method"]
         stage = experiment.recipe.finetune if method in ("intra", "i2m2") else experiment.recipe.pretrain
-        plain = plain_loop(method, record["epochs"], splits, stage.batch_size, stage.lr, stage.weight_decay)
+        plain = plain_loop(
+            experiment, method, record["epochs"], splits, stage.batch_size, stage.lr, stage.weight_decay
+        )
         rows[method] = {
             "epochs": record["epochs"],
             "i2m2_s": record["wall_time_s"],
