@@ -86,19 +86,19 @@ def lightning_cli(args: Sequence[str]) -> None:
     class CheckedCLI(LightningCLI):
         """Reads ``--ckpt_path`` only after checking it (Lightning reads its hyperparameters first)."""
 
+        checkpoint: tuple[Path, dict[str, Any]] | None = None  # --ckpt_path and its state_dict, once read
+
         def _parse_ckpt_path(self) -> None:
             path = self.config.get(self.config.get("subcommand") or "", {}).get("ckpt_path")
             if path is not None and str(path) not in SPECIAL_CKPT_PATHS:
-                read_checkpoint(Path(path))
+                self.checkpoint = (Path(path), read_checkpoint(Path(path))["state_dict"])
             super()._parse_ckpt_path()
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
             # The model exists now, the Trainer not yet: a checkpoint of another model fails before
             # Lightning prints anything.
-            path = self.config.get(self.subcommand or "", {}).get("ckpt_path")
-            if path is not None and str(path) not in SPECIAL_CKPT_PATHS:
-                weights_only = self.config[self.subcommand].get("weights_only")
-                check_checkpoint(Path(path), self.model, weights_only)
+            if self.checkpoint is not None:
+                check_checkpoint(*self.checkpoint, self.model)
             return super().instantiate_trainer(**kwargs)
 
     CheckedCLI(
@@ -113,11 +113,10 @@ def lightning_cli(args: Sequence[str]) -> None:
     )
 
 
-def read_checkpoint(path: Path, weights_only: bool | None = None) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's content, or one error naming the file: missing, unreadable, or not a checkpoint.
 
-    Loaded the way Lightning will (weights only unless ``--weights_only false``), so a file that would
-    run code is refused here too.
+    Loaded weights-only, as Lightning reads its hyperparameters, so a file that would run code is refused.
     """
     import torch
 
@@ -126,7 +125,7 @@ def read_checkpoint(path: Path, weights_only: bool | None = None) -> dict[str, A
     if not path.is_file():
         raise UserError(f"--ckpt_path {path}: no such file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only is not False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or holding objects weights-only loading refuses
         raise DataError(
             f"--ckpt_path {path}: not a readable checkpoint ({type(err).__name__}); expected one written by "
@@ -137,11 +136,10 @@ def read_checkpoint(path: Path, weights_only: bool | None = None) -> dict[str, A
     return checkpoint
 
 
-def check_checkpoint(path: Path, model: Any, weights_only: bool | None = None) -> None:
-    """Refuse, naming the file, a checkpoint that :func:`read_checkpoint` refuses or of another model."""
+def check_checkpoint(path: Path, state: dict[str, Any], model: Any) -> None:
+    """Refuse, naming the file ``path``, a checkpoint whose ``state`` (its state_dict) is of another model."""
     from i2m2.errors import DataError
 
-    state = read_checkpoint(path, weights_only)["state_dict"]
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
