@@ -129,6 +129,21 @@ def test_fit_any_experiment_by_name(tmp_path, monkeypatch):
     assert any(k.startswith("model.experts.inter.") for k in checkpoint["state_dict"])
 
 
+def test_fit_uses_the_recipes_per_method_finetune_settings(tmp_path):
+    """``i2m2 fit`` trains intra with the recipe's stage 2 as ``i2m2 run`` does, per-method changes included
+    (AV-MNIST's authors-code recipe fine-tunes intra at lr 0.1, I2M2 at its finetune lr 0.01)."""
+    from i2m2.training.experiment_module import ExperimentMethodModule
+
+    source = tmp_path / "authors.py"
+    source.write_text(
+        "from i2m2.experiments.avmnist import avmnist\n\n"
+        "def authors():\n    return avmnist(recipe='authors-code')\n"
+    )
+    intra = ExperimentMethodModule(f"{source}:authors", method="intra")
+    i2m2 = ExperimentMethodModule(f"{source}:authors", method="i2m2")
+    assert intra.lr == pytest.approx(0.1) and i2m2.lr == pytest.approx(0.01)
+
+
 def test_print_config_and_unknown_key(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "-c", str(CONFIG), "--print_config"])

@@ -127,6 +127,13 @@ class Recipe:
         changes = self.experts.get(key)
         return self.pretrain if changes is None else changes.applied_to(self.pretrain)
 
+    def stage2(self, method: str, base: StageConfig | None = None) -> StageConfig:
+        """Stage-2 settings of ``intra`` or ``i2m2``: ``finetune`` (or ``base``, e.g. a from-scratch budget)
+        with the method's ``finetune_methods`` changes applied last."""
+        config = self.finetune if base is None else base
+        changes = self.finetune_methods.get(method)
+        return config if changes is None else changes.applied_to(config)
+
 
 # The stage-2 methods a recipe's ``finetune_methods`` may change.
 FINETUNED_METHODS = ("intra", "i2m2")

@@ -242,11 +242,13 @@ class Comparison:
         """Stage 2 fine-tunes; a product trained from scratch instead gets the stage-1 epoch budget (the
         fine-tuning budget assumes pretrained experts, so it would starve the from-scratch row)."""
         recipe = self.experiment.recipe
-        config = recipe.finetune if job.stage == 2 else recipe.stage1(job.base.removeprefix("unimodal:"))
-        if job.stage == 2 and self.options.from_scratch:
-            config = replace(config, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience)
-        if job.stage == 2 and job.base in recipe.finetune_methods:  # per-method changes apply last
-            config = recipe.finetune_methods[job.base].applied_to(config)
+        if job.stage == 2:
+            scratch = replace(
+                recipe.finetune, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience
+            )
+            config = recipe.stage2(job.base, scratch if self.options.from_scratch else None)
+        else:
+            config = recipe.stage1(job.base.removeprefix("unimodal:"))
         return (
             config if self.options.max_epochs is None else replace(config, max_epochs=self.options.max_epochs)
         )

@@ -71,7 +71,7 @@ class ExperimentMethodModule(MethodModule):
             num_tasks=built.objective.num_tasks if built.objective is not None else None,
         )
         stage = (
-            built.recipe.finetune
+            built.recipe.stage2(method)
             if method in FINETUNED_METHODS
             else built.recipe.stage1(method.removeprefix("unimodal:"))
         )
