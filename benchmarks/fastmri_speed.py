@@ -51,7 +51,7 @@ def training(
 
     from i2m2.catalog import get_experiment
     from i2m2.data.fastmri_phantom import phantom_max_width
-    from i2m2.training.comparison import run_experiment
+    from i2m2.orchestration.comparison import run_experiment
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - 1))
     experiment = get_experiment(

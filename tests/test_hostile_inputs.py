@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -21,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,134 @@ def other_experiment(record: dict[str, Any]) -> None:
     record["identity"]["experiment"] = "mimic"
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def features_data(
+    labels: Any = None,
+    test_labels: Any = None,
+    names: tuple[str, str] = ("a", "b"),
+    test_value: tuple[int, float] | None = None,
+) -> Callable[[Path], None]:
+    """``{tmp}/feat/train.npz`` and ``test.npz`` as a user exports them, with one thing made hostile:
+    the labels, the array names, or one test value (``(row, value)`` in modality ``b``)."""
+
+    def setup(tmp: Path) -> None:
+        folder = tmp / "feat"
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for split, y in (("train", labels), ("test", test_labels)):
+            y = np.arange(60) % 3 if y is None else np.asarray(y)
+            arrays = {name: rng.normal(size=(len(y), 4)) for name in names}
+            if split == "test" and test_value is not None:
+                arrays[names[1]][test_value[0], 2] = test_value[1]
+            np.savez(folder / f"{split}.npz", labels=y, **arrays)
+
+    return setup
+
+
+def features_file(name: str, content: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """Good feature files, then ``feat/<name>`` replaced by ``content(its bytes)``."""
+
+    def setup(tmp: Path) -> None:
+        features_data()(tmp)
+        path = tmp / "feat" / name
+        path.write_bytes(content(path.read_bytes()))
+
+    return setup
+
+
+def npz_claiming_80_gb(_: bytes) -> bytes:
+    """An archive whose member's .npy header claims (10**10,) float64, i.e. 80 GB, over 800 bytes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**10,)})
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("labels.npy", npy_bytes(np.arange(60) % 3))
+        z.writestr("a.npy", header.getvalue() + bytes(800))
+    return archive.getvalue()
+
+
+def corrupt_member(data: bytes) -> bytes:
+    """A compressed archive with bytes inside a member overwritten: its central directory is intact."""
+    rng = np.random.default_rng(0)
+    archive = io.BytesIO()
+    np.savez_compressed(
+        archive, labels=np.arange(60) % 3, a=rng.normal(size=(60, 4)), b=rng.normal(size=(60, 4))
+    )
+    damaged = bytearray(archive.getvalue())
+    damaged[200:208] = b"\xff" * 8  # inside the deflate stream of 'a.npy'
+    return bytes(damaged)
+
+
+# A user's experiment file whose in-memory data is bad in one place, far past the first batch.
+BAD_DATA_EXPERIMENT = """
+import torch
+from i2m2 import DataSplits, Experiment, MLP, MultimodalDataset, create_fusion
+
+
+def split(n, seed, row=None, value=None, label=None):
+    generator = torch.Generator().manual_seed(seed)
+    x = {"a": torch.randn(n, 3, generator=generator), "b": torch.randn(n, 3, generator=generator)}
+    y = torch.arange(n) % 3
+    if row is not None and value is not None:
+        x["b"][row, 1] = value
+    if row is not None and label is not None:
+        y[row] = label
+    return MultimodalDataset(x, y)
+
+
+def bad_data(case: str = "", names: str = "a,b") -> Experiment:
+    modalities = tuple(names.split(","))
+    bad = {"nan-test": ("test", 90, float("nan"), None), "inf-train": ("train", 150, float("inf"), None),
+           "label-test": ("test", 90, None, 7)}.get(case)
+
+    def load(group, data_dir, seed):
+        parts = {}
+        for name, n in (("train", 200), ("val", 100), ("test", 100)):
+            hit = bad is not None and bad[0] == name
+            parts[name] = split(n, len(name), *(bad[1:] if hit else ()))
+        return DataSplits(parts["train"], parts["val"], parts["test"], 3)
+
+    return Experiment(
+        name="bad-data",
+        description="in-memory data with one bad value far past the first batch",
+        modalities=modalities,
+        num_classes=3,
+        load_data=load,
+        build_unimodal=lambda m, classes, group: MLP(3, [8], classes),
+        build_inter={"late": lambda mods, classes, group: create_fusion("late", dict.fromkeys(mods, 3), classes)},
+    )
+"""
+BAD = [
+    "run",
+    "{tmp}/bad.py:bad_data",
+    "--seeds",
+    "1",
+    "--max-epochs",
+    "1",
+    "--methods",
+    "unimodal:b",
+    *["--out", "{tmp}/new"],
+]
+FEAT = [
+    "run",
+    "features",
+    "--data-dir",
+    "{tmp}/feat",
+    "--seeds",
+    "1",
+    "--max-epochs",
+    "1",
+    *["--out", "{tmp}/new"],
+]
+NPZ_80_GB = "train.npz: array 'a' claims shape (10000000000,) float64 (80.0 GB) but holds 800 bytes"
+NAME_RULE = "cannot be used; expected letters, digits and underscores, not starting with a digit"
+
+
 NO_SETUP: Callable[[Path], None] | None = None
 CKPT = f"run/checkpoints/{STEM}.ckpt"
 RESUME = [*RUN, "--out", "{tmp}/run", "--resume"]
@@ -123,8 +254,8 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("seeds-0", [*RUN, "--seeds", "0", *NEW], "--seeds: expected an integer >= 1, got 0", NO_SETUP),
     ("seeds-negative", [*RUN, "--seeds", "-1", *NEW], "--seeds: expected an integer >= 1", NO_SETUP),
     ("seeds-word", [*RUN, "--seeds", "x", *NEW], 'key "seeds"', NO_SETUP),
-    ("max-epochs-0", [*RUN, "--max-epochs", "0", *NEW], "--max-epochs: expected an integer >= 1", NO_SETUP),
-    ("max-epochs-negative", [*RUN, "--max-epochs", "-1", *NEW], "--max-epochs: expected an integer >= 1", NO_SETUP),
+    ("max-epochs-0", [*RUN, "--max-epochs", "0", *NEW], "--max_epochs: expected an integer >= 1", NO_SETUP),
+    ("max-epochs-negative", [*RUN, "--max-epochs", "-1", *NEW], "--max_epochs: expected an integer >= 1", NO_SETUP),
     ("max-epochs-fraction", [*RUN, "--max-epochs", "2.5", *NEW], 'key "max_epochs"', NO_SETUP),
     ("lr-0", [*RUN, "--pretrain.lr", "0", *NEW], "lr: expected a number > 0, got 0", NO_SETUP),
     ("lr-negative", [*RUN, "--pretrain.lr", "-1", *NEW], "lr: expected a number > 0", NO_SETUP),
@@ -138,17 +269,17 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("weight-decay-negative", [*RUN, "--pretrain.weight_decay", "-1", *NEW], "weight_decay: expected", NO_SETUP),
     ("momentum-negative", [*RUN, "--pretrain.momentum", "-0.5", *NEW], "momentum: expected a number >= 0", NO_SETUP),
     ("optimizer-unknown", [*RUN, "--pretrain.optimizer", "bogus", *NEW], 'key "pretrain.optimizer"', NO_SETUP),
-    ("expert-unknown", [*RUN, "--experts.video.lr", "0.1", *NEW], "unknown expert(s) ['video']", NO_SETUP),
+    ("expert-unknown", [*RUN, "--experts.video.lr", "0.1", *NEW], "unknown name(s) ['video']", NO_SETUP),
     ("expert-lr-negative", [*RUN, "--experts.m0.lr", "-1", *NEW], "lr: expected a number > 0", NO_SETUP),
     ("threads-0", [*RUN, "--threads", "0", *NEW], "--threads: expected an integer >= 1, got 0", NO_SETUP),
     ("threads-negative", [*RUN, "--threads", "-2", *NEW], "--threads: expected an integer >= 1", NO_SETUP),
-    ("workers-negative", [*RUN, "--num-workers", "-1", *NEW], "--num-workers: expected an integer >= 0", NO_SETUP),
+    ("workers-negative", [*RUN, "--num-workers", "-1", *NEW], "--num_workers: expected an integer >= 0", NO_SETUP),
     ("n-train-0", [*RUN, "--n-train", "0", *NEW], "--n-train: expected an integer >= 1, got 0", NO_SETUP),
     ("regime-unknown", [*RUN, "--regimes", "bogus", *NEW], "unknown regime(s) ['bogus']", NO_SETUP),
     # devices and accelerators checked against what exists
     ("accelerator-gpu", [*RUN, "--trainer.accelerator", "gpu", *NEW], "no CUDA GPU found", NO_SETUP),
-    ("accelerator-unknown", [*RUN, "--trainer.accelerator", "tpu", *NEW], 'key "trainer.accelerator"', NO_SETUP),
-    ("devices-word", [*RUN, "--trainer.devices", "abc", *NEW], 'key "trainer.devices"', NO_SETUP),
+    ("accelerator-unknown", [*RUN, "--trainer.accelerator", "tpu", *NEW], "'tpu': not available on this machine", NO_SETUP),
+    ("devices-word", [*RUN, "--trainer.devices", "abc", *NEW], "devices: expected an integer >= 1", NO_SETUP),
     ("devices-0", [*RUN, "--trainer.devices", "0", *NEW], "devices: expected an integer >= 1", NO_SETUP),
     ("devices-too-many", [*RUN, "--trainer.devices", "4096", *NEW], "devices: expected at most", NO_SETUP),
     ("nodes-0", [*RUN, "--trainer.num_nodes", "0", *NEW], "num_nodes: expected an integer >= 1", NO_SETUP),
@@ -207,6 +338,37 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("data-avmnist-fsdd-missing", ["data", "avmnist", "--fsdd", "{tmp}/none", "--out", "{tmp}/av"], "--fsdd", NO_SETUP),
     ("data-nlvr2-negative", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--train", "-4"], "positive multiple of 4", NO_SETUP),
     ("data-fastmri-0-volumes", ["data", "fastmri-phantom", "--out", "{tmp}/f", "--volumes", "0"], "volumes >= 1", NO_SETUP),
+    ("data-dashed-option-word", ["data", "fastmri-phantom", "--out", "{tmp}/f", "--noise-std", "abc"], 'key "noise_std"', NO_SETUP),
+    ("data-underscored-option-word", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--image_size=big"], 'key "image_size"', NO_SETUP),
+    # dataset folders: a build never replaces files, so --out is a new or empty folder
+    ("data-out-a-file", ["data", "nlvr2-shapes", "--out", "{tmp}/a-file"], "a-file: exists and is not a folder", write("a-file", "")),
+    ("data-fastmri-into-fastmri-data", ["data", "fastmri-phantom", "--out", "{tmp}/f"], "/f: holds files (Annotations/knee.csv, singlecoil_train/file1000001.h5); i2m2 data writes only into a new or empty folder", write_both("f/Annotations/knee.csv", "f/singlecoil_train/file1000001.h5")),
+    ("data-nlvr2-into-user-folder", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--train", "4"], "/n: holds files (notes.txt, train.json); i2m2 data writes only", write_both("n/train.json", "n/notes.txt")),
+    ("data-avmnist-into-user-folder", ["data", "avmnist", "--fsdd", "{tmp}", "--out", "{tmp}/av"], "/av: holds files (train_labels.npy); i2m2 data writes only", write("av/train_labels.npy", os.urandom(64))),
+    ("data-into-a-run", ["data", "fastmri-phantom", "--out", "{tmp}/run", "--volumes", "1"], "/run: holds files (results.csv, results.json, results.md, results.png, run.json, ...); i2m2 data", NO_SETUP),
+    ("data-into-unrelated-file", ["data", "fastmri-phantom", "--out", "{tmp}/f"], "/f: holds files (deep/down/notes.txt)", write("f/deep/down/notes.txt", "mine")),
+    # the features route: labels, values, names and files checked when the files are read
+    ("features-labels-with-gaps", FEAT, "feat/train.npz: 'labels' lack class(es) 1, 2, 4, 5 of 0..6 (4 missing); expected integers 0..C-1 with every class present", features_data(labels=[0, 3, 6] * 20)),
+    ("features-label-huge", FEAT, "feat/train.npz: 'labels' holds 1000000000000 at row 60, but 61 rows can hold at most 61 classes", features_data(labels=[0, 1, 2] * 20 + [10**12])),
+    ("features-test-label-unseen", FEAT, "feat/test.npz: 'labels' holds 3 at row 3, a class train.npz does not have; expected integers 0..2", features_data(test_labels=[0, 1, 2, 3] * 10)),
+    ("features-test-value-1e300", FEAT, "feat/test.npz: modality 'b' row 5 holds 1e+300, which standardized with train.npz's mean and std is", features_data(test_value=(5, 1e300))),
+    ("features-modality-slash", FEAT, f"feat/train.npz: modality name 'p/q' {NAME_RULE}", features_data(names=("p/q", "b"))),
+    ("features-modality-colon", FEAT, f"feat/train.npz: modality name 'p:q' {NAME_RULE}", features_data(names=("p:q", "b"))),
+    ("features-modality-dot", FEAT, f"feat/train.npz: modality name 'a.b' {NAME_RULE}", features_data(names=("a.b", "c"))),
+    ("features-modality-empty", FEAT, f"feat/train.npz: modality name '' {NAME_RULE}", features_data(names=("", "c"))),
+    ("features-modality-digit", FEAT, f"feat/train.npz: modality name '2d' {NAME_RULE}", features_data(names=("2d", "c"))),
+    ("features-modality-inter", FEAT, "feat/train.npz: modality name 'inter' cannot be used; it is the inter-modality expert's name", features_data(names=("inter", "c"))),
+    ("features-npy-as-npz", FEAT, "feat/train.npz: a single .npy array saved under an .npz name; expected an .npz archive (numpy.savez)", features_file("train.npz", lambda _: npy_bytes(np.zeros((3, 2))))),
+    ("features-header-80-gb", FEAT, NPZ_80_GB, features_file("train.npz", npz_claiming_80_gb)),
+    ("features-truncated", FEAT, "feat/test.npz: not a readable .npz file (BadZipFile", features_file("test.npz", lambda data: data[: len(data) // 2])),
+    ("features-member-damaged", FEAT, "feat/train.npz: not a readable .npz file (zlib.error: Error -3 while decompressing data", features_file("train.npz", corrupt_member)),
+    ("features-not-a-zip", FEAT, "feat/train.npz: not an .npz archive", features_file("train.npz", lambda _: b"a,b\n1,2\n")),
+    # a user's experiment: names checked where the Experiment is made, in-memory data once when it is built
+    ("experiment-modality-slash", [*BAD, "--names", "p/q,b"], f"experiment 'bad-data': modality name 'p/q' {NAME_RULE}", write("bad.py", BAD_DATA_EXPERIMENT)),
+    ("experiment-modality-dash", [*BAD, "--names", "a,p-q"], f"experiment 'bad-data': modality name 'p-q' {NAME_RULE}", write("bad.py", BAD_DATA_EXPERIMENT)),
+    ("experiment-nan-late-in-test", [*BAD, "--case", "nan-test"], "test split, modality 'b': row 90 holds NaN or infinite values", write("bad.py", BAD_DATA_EXPERIMENT)),
+    ("experiment-inf-late-in-train", [*BAD, "--case", "inf-train"], "train split, modality 'b': row 150 holds NaN or infinite values", write("bad.py", BAD_DATA_EXPERIMENT)),
+    ("experiment-label-late-in-test", [*BAD, "--case", "label-test"], "test labels: expected values in 0..2, got range 0..7 (first bad label 7 at row 90)", write("bad.py", BAD_DATA_EXPERIMENT)),
     # LightningCLI: no usage screen, no notes, checkpoints named
     ("fit-no-model", ["fit"], "the following arguments are required", NO_SETUP),
     ("fit-experiment-unknown", ["fit", "--experiment", "nope"], "unknown experiment 'nope'", NO_SETUP),
@@ -285,7 +447,7 @@ def test_the_table_is_large_enough():
 
 
 def api_run_options(**kwargs: Any) -> Callable[[Path], Any]:
-    from i2m2.training.comparison import RunOptions
+    from i2m2.orchestration.comparison import RunOptions
 
     return lambda tmp: RunOptions(**kwargs)
 
@@ -298,7 +460,7 @@ def api_stage(**kwargs: Any) -> Callable[[Path], Any]:
 
 def api_run_into_empty_path(tmp: Path) -> Any:
     from i2m2.catalog import get_experiment
-    from i2m2.training.comparison import run_experiment
+    from i2m2.orchestration.comparison import run_experiment
 
     return run_experiment(get_experiment("synthetic", regimes=["inter-dominant"]), "", seeds=1)
 
@@ -314,7 +476,7 @@ def api_module_classes(tmp: Path) -> Any:
     from i2m2.models.i2m2 import I2M2
     from i2m2.training.lightning_module import MethodModule
 
-    return MethodModule(I2M2(experts={"a": nn.Linear(2, 3)}, num_classes=3), 5)
+    return MethodModule(I2M2(experts={"a": nn.Linear(2, 3)}))  # no num_classes: the metrics need C
 
 
 def api_pickle(reduce: Any) -> Callable[[Path], Any]:
@@ -354,15 +516,83 @@ def api_avmnist(value: float) -> Callable[[Path], Any]:
 
 
 def api_scale(**kwargs: Any) -> Callable[[Path], Any]:
-    from i2m2.training.scale import ScaleConfig
+    from i2m2.training.trainer_options import check_trainer_options
 
-    return lambda tmp: ScaleConfig(**kwargs).check_available()
+    return lambda tmp: check_trainer_options(kwargs)
+
+
+def api_experiment_named(*modalities: str) -> Callable[[Path], Any]:
+    from i2m2.experiment import Experiment
+
+    return lambda tmp: Experiment(
+        "named",
+        "",
+        modalities,
+        3,
+        lambda g, d, s: None,
+        lambda m, c, g: nn.Identity(),
+        {"late": None},  # type: ignore[arg-type,dict-item]
+    )
+
+
+def api_splits_with(
+    split: str, row: int, value: float | None = None, label: int | None = None
+) -> Callable[[Path], Any]:
+    """DataSplits whose ``split`` holds ``value`` (modality b) or ``label`` at ``row``, past any first batch."""
+
+    def call(tmp: Path) -> Any:
+        from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
+
+        parts = {}
+        for name in ("train", "val", "test"):
+            x = {"a": torch.randn(200, 3), "b": torch.randn(200, 2, 2)}
+            y = torch.arange(200) % 3
+            if name == split and value is not None:
+                x["b"][row, 1, 0] = value
+            if name == split and label is not None:
+                y[row] = label
+            parts[name] = MultimodalDataset(x, y)
+        return DataSplits(parts["train"], parts["val"], parts["test"], 3)
+
+    return call
+
+
+def api_npz_beyond_memory(tmp: Path) -> Any:
+    from unittest import mock
+
+    from i2m2.data import safe_npz
+
+    np.savez(tmp / "big.npz", labels=np.arange(1000), a=np.zeros((1000, 100)))
+    with mock.patch.object(safe_npz, "available_memory", return_value=10_000):
+        return safe_npz.read_npz_arrays(tmp / "big.npz", "arrays")
+
+
+def api_feature_row_nan(tmp: Path) -> Any:
+    from i2m2.data.feature_cache import FeatureDataset
+
+    features = np.zeros((300, 4), dtype=np.float32)
+    features[250, 1] = np.nan
+    np.save(tmp / "f.npy", features)
+    dataset = FeatureDataset(
+        {"image": np.load(tmp / "f.npy", mmap_mode="r")}, torch.zeros(300, dtype=torch.long)
+    )
+    assert dataset.__getitems__(list(range(64)))[0]["image"].shape == (64, 4)  # finite rows read fine
+    return dataset.__getitems__(list(range(200, 264)))
+
+
+def api_image_transform_nan(tmp: Path) -> Any:
+    from PIL import Image
+
+    from i2m2.data.image_files import load_image
+
+    Image.new("RGB", (4, 4)).save(tmp / "x.png")
+    return load_image(tmp / "x.png", lambda image: torch.zeros(3, 4, 4) / 0.0)
 
 
 API_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     ("options-seeds-0", api_run_options(seeds=0), "--seeds: expected an integer >= 1"),
-    ("options-max-epochs-0", api_run_options(max_epochs=0), "--max-epochs: expected an integer >= 1"),
-    ("options-workers-negative", api_run_options(num_workers=-1), "--num-workers: expected an integer >= 0"),
+    ("options-max-epochs-0", api_run_options(max_epochs=0), "--max_epochs: expected an integer >= 1"),
+    ("options-workers-negative", api_run_options(num_workers=-1), "--num_workers: expected an integer >= 0"),
     ("stage-lr-0", api_stage(lr=0.0), "lr: expected a number > 0"),
     ("stage-lr-string", api_stage(lr="1e-3"), "lr: expected a number > 0, got '1e-3'"),
     ("stage-patience-negative", api_stage(patience=-1), "patience: expected a number >= 0"),
@@ -372,7 +602,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     ("scale-devices-0", api_scale(devices=0), "devices: expected an integer >= 1"),
     ("run-into-empty-path", api_run_into_empty_path, "--out: expected a folder path, got ''"),
     ("presence-mask-typo", api_presence_typo, "presence mask names ['aa']"),
-    ("module-class-count", api_module_classes, "the model has 3 classes, num_classes=5"),
+    ("module-class-count", api_module_classes, "model: build it with num_classes=C"),
     (
         "pickle-bytearray-bomb",
         api_pickle((bytearray, (1 << 40,))),
@@ -381,6 +611,56 @@ API_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     ("pickle-runs-code", api_pickle((os.system, ("true",))), "refusing to load 'posix.system'"),
     ("avmnist-huge-pixels", api_avmnist(1e30), "outside the format's range 0..255"),
     ("avmnist-negative-pixels", api_avmnist(-40.0), "outside the format's range 0..255"),
+    (
+        "experiment-modality-colon",
+        api_experiment_named("p:q", "r"),
+        f"experiment 'named': modality name 'p:q' {NAME_RULE}",
+    ),
+    (
+        "experiment-modality-dot",
+        api_experiment_named("a.b", "r"),
+        f"experiment 'named': modality name 'a.b' {NAME_RULE}",
+    ),
+    (
+        "experiment-modality-empty",
+        api_experiment_named("", "r"),
+        f"experiment 'named': modality name '' {NAME_RULE}",
+    ),
+    (
+        "experiment-modality-inter",
+        api_experiment_named("inter", "r"),
+        "modality name 'inter' cannot be used; it is the inter-modality expert's name",
+    ),
+    (
+        "splits-nan-late-in-test",
+        api_splits_with("test", 150, value=float("nan")),
+        "test split, modality 'b': row 150 holds NaN or infinite values",
+    ),
+    (
+        "splits-inf-late-in-val",
+        api_splits_with("val", 199, value=float("-inf")),
+        "val split, modality 'b': row 199 holds NaN or infinite values",
+    ),
+    (
+        "splits-label-late-in-train",
+        api_splits_with("train", 130, label=-2),
+        "train labels: expected values in 0..2, got range -2..2 (first bad label -2 at row 130)",
+    ),
+    (
+        "npz-beyond-memory",
+        api_npz_beyond_memory,
+        "big.npz: its arrays need 808.0 kB of memory, more than the 10.0 kB available",
+    ),
+    (
+        "feature-cache-row-nan",
+        api_feature_row_nan,
+        "f.npy: modality 'image' feature row 250 holds NaN or infinite values",
+    ),
+    (
+        "image-transform-nan",
+        api_image_transform_nan,
+        "x.png: the image transform gave NaN or infinite values",
+    ),
 ]
 
 
@@ -396,7 +676,7 @@ def test_api_errors_are_one_value_error(call, expected, tmp_path, monkeypatch):
 
 def test_an_expert_with_non_finite_logits_stops_the_job_naming_it_and_the_epoch(tmp_path):
     from i2m2.catalog import get_experiment
-    from i2m2.training.comparison import run_experiment
+    from i2m2.orchestration.comparison import run_experiment
     from i2m2.training.finite import NonFiniteError
 
     class Overflow(nn.Module):
@@ -419,6 +699,174 @@ def test_an_expert_with_non_finite_logits_stops_the_job_naming_it_and_the_epoch(
     assert (tmp_path / "run" / "jobs" / f"{STEM}.json").is_file()  # the finished job is kept
     assert not (tmp_path / "run" / "jobs" / "inter-dominant__unimodal-m1__seed0.json").exists()
     assert not (tmp_path / "run" / ".i2m2.lock").exists()
+
+
+# --- undefined metrics, numbers and names that used to be silently wrong --------------------------------
+
+
+def test_an_undefined_auroc_is_null_with_a_note_and_na_never_bold(tmp_path, capsys):
+    """A one-class test split has no AUROC (nor AUPRC): not 0.0000 in bold, but null and n/a."""
+    from i2m2.runs.plots import bar_values
+
+    features_data(labels=[0, 1] * 40, test_labels=[0] * 30)(tmp_path)
+    out = tmp_path / "run"
+    argv = ["run", "features", "--data-dir", str(tmp_path / "feat"), "--seeds", "1", "--max-epochs", "1"]
+    argv += ["--methods", "unimodal:a", "unimodal:b", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())  # strict JSON: no NaN token
+    for row in results["rows"]:
+        for metric in ("auroc", "auprc"):
+            stats = row["metrics"][metric]
+            assert stats["mean"] is None and stats["std"] is None and stats["per_seed"] == [None]
+            assert stats["note"].startswith("undefined in 1 of 1 seed(s): AU")
+        assert 0 <= row["metrics"]["acc"]["mean"] <= 1 and "note" not in row["metrics"]["acc"]
+    markdown = (out / "results.md").read_text()
+    auroc = markdown.split("## auroc")[1].split("##")[0]
+    assert "| unimodal:a | n/a |" in auroc and "| unimodal:b | n/a |" in auroc and "**" not in auroc
+    assert "**" in markdown.split("## acc")[1].split("##")[0]  # a defined metric still has its best
+    table = (out / "results.csv").read_text().splitlines()
+    assert table[0].endswith(",note")
+    assert any(line.startswith("unimodal:a,,auroc,n/a,n/a,1,n/a,undefined in 1 of 1") for line in table)
+    series, undefined = bar_values(results["rows"], "auroc", [""])
+    assert undefined == {"unimodal:a": [True], "unimodal:b": [True]}
+    assert all(np.isnan(means[0]) for means, _ in series.values())  # a marked gap, not a bar at 0
+
+
+def test_undefined_classes_are_left_out_of_macro_metrics_as_scikit_learn_does():
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    from i2m2.metrics import classification_metrics
+
+    probs = torch.softmax(torch.randn(40, 4), 1)
+    labels = torch.tensor([0, 1, 3] * 13 + [0])  # class 2 absent from the evaluated split
+    metrics = classification_metrics(4, "")
+    metrics.update(probs, labels)
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    one_vs_rest = [roc_auc_score(labels == c, probs[:, c]) for c in (0, 1, 3)]
+    assert values["auroc"] == pytest.approx(np.mean(one_vs_rest), abs=1e-5)  # not diluted by a 0 for class 2
+    with warnings.catch_warnings():  # scikit-learn notes the predicted class 2 that the labels lack
+        warnings.simplefilter("ignore", UserWarning)
+        expected = balanced_accuracy_score(labels, probs.argmax(1))
+    assert values["balanced_acc"] == pytest.approx(expected, abs=1e-6)
+    binary = classification_metrics(2, "")
+    binary.update(torch.softmax(torch.randn(20, 2), 1), torch.zeros(20, dtype=torch.long))
+    values = {k: float(v) for k, v in binary.compute().items()}
+    assert np.isnan(values["auroc"]) and np.isnan(values["auprc"]) and values["acc"] >= 0
+
+
+def test_mean_auroc_over_findings_leaves_out_a_finding_without_both_classes():
+    from sklearn.metrics import roc_auc_score
+
+    from i2m2.objectives.multitask import MultiTaskObjective
+
+    probs = torch.softmax(torch.randn(30, 3, 2), -1)
+    labels = torch.stack(
+        [torch.arange(30) % 2, torch.zeros(30, dtype=torch.long), (torch.arange(30) % 3 == 0).long()], 1
+    )
+    metrics = MultiTaskObjective(["acl", "meniscus", "cartilage"]).metrics(2, "")
+    metrics.update(probs, labels)
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    defined = [roc_auc_score(labels[:, t], probs[:, t, 1]) for t in (0, 2)]
+    assert np.isnan(values["auroc_meniscus"])  # no positives: undefined, not 0
+    assert values["auroc_acl"] == pytest.approx(defined[0], abs=1e-5)
+    assert values["auroc"] == pytest.approx(np.mean(defined), abs=1e-5)
+
+
+def test_an_undefined_mean_is_never_the_best_of_a_column():
+    from i2m2.runs.results import build_rows, markdown_table
+
+    jobs = {("", "low", 0): {"auroc": 0.6}, ("", "undefined", 0): {"auroc": float("nan")}}
+    jobs |= {("", "high", 0): {"auroc": 0.7}, ("", "high", 1): {"auroc": 0.9}, ("", "low", 1): {"auroc": 0.5}}
+    jobs[("", "undefined", 1)] = {"auroc": 0.99}
+    rows = build_rows(jobs, ["low", "undefined", "high"], [""])
+    assert (
+        rows[1]["metrics"]["auroc"]["per_seed"] == [None, 0.99]
+        and rows[1]["metrics"]["auroc"]["mean"] is None
+    )
+    table = markdown_table(rows, "auroc")
+    assert (
+        "| undefined | n/a |" in table
+        and "| high | **80.00 ± 10.00** |" in table
+        and "| low | 55.00" in table
+    )
+
+
+def test_feature_values_near_1e300_standardize_without_zeroing_the_modality(tmp_path):
+    from i2m2.data.features import load_features
+
+    features_data()(tmp_path)
+    folder = tmp_path / "feat"
+    for split in ("train", "test"):
+        arrays = dict(np.load(folder / f"{split}.npz"))
+        np.savez(folder / f"huge-{split}.npz", **arrays)
+        arrays["b"] = arrays["b"] * 1e300  # float64 sums of these overflow: the old mean was inf
+        np.savez(folder / f"{split}.npz", **arrays)
+    huge = load_features(folder, seed=0, num_classes=3)
+    for split in ("train", "test"):
+        (folder / f"huge-{split}.npz").rename(folder / f"{split}.npz")
+    plain = load_features(folder, seed=0, num_classes=3)
+    for split in ("train", "test"):
+        b = getattr(huge, split).inputs["b"]
+        assert torch.isfinite(b).all() and b.abs().max() > 0.5  # not zeroed, not NaN
+        assert torch.allclose(b, getattr(plain, split).inputs["b"], atol=1e-5)  # the same standardized values
+    train = torch.cat([huge.train.inputs["b"], huge.val.inputs["b"]])  # train.npz, 10% of it validation
+    assert float(train.std(0, unbiased=False).mean()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_job_stems_of_names_that_used_to_collide_differ_and_old_stems_stay():
+    from i2m2.runs.predictions import job_stem
+
+    # all of these were "<group>__<method>__seed0" with "-" for every odd character: one checkpoint and job record
+    collided = [
+        ("a/b", "intra"),
+        ("a:b", "intra"),
+        ("a-b", "intra"),
+        ("", "unimodal:p/q"),
+        ("", "unimodal:p:q"),
+        ("", "unimodal:p-q"),
+    ]
+    collided += [("", "inter[x/y]"), ("", "inter[x:y]"), ("all", "intra"), ("", "intra")]
+    stems = [job_stem(group, method, 0) for group, method in collided]
+    assert len(set(stems)) == len(stems), stems
+    assert all(re.fullmatch(r"[A-Za-z0-9_.+-]+", stem) for stem in stems)  # still plain file names
+    # the stems of the names the library makes are as before: earlier runs resume
+    assert job_stem("inter-dominant", "unimodal:m0", 0) == STEM
+    assert job_stem("", "i2m2[lrtf]", 2) == "all__i2m2-lrtf-__seed2"
+    assert job_stem("mortality", "inter[null-token]", 1) == "mortality__inter-null-token-__seed1"
+
+
+def test_in_memory_values_are_checked_once_when_the_splits_are_built(monkeypatch):
+    from i2m2.data import multimodal_dataset
+    from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
+
+    parts = [MultimodalDataset({"a": torch.randn(50, 3)}, torch.arange(50) % 2) for _ in range(3)]
+    DataSplits(*parts, num_classes=2)
+
+    def scan_again(x: torch.Tensor) -> None:
+        raise AssertionError("the values were scanned a second time")
+
+    monkeypatch.setattr(multimodal_dataset, "first_non_finite_row", scan_again)
+    DataSplits(*parts, num_classes=2)  # the same datasets for another group: no second scan
+    assert multimodal_dataset.first_non_finite_row is scan_again
+
+
+def test_a_non_finite_fastmri_slice_is_named_where_it_is_read(tmp_path):
+    import h5py
+
+    from i2m2.data.fastmri import load_fastmri
+    from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
+    from i2m2.errors import DataError
+
+    root = write_phantom_dataset(tmp_path, volumes=4, slices=2, size=16, seed=1)
+    train, _, _ = load_fastmri(root, seed=0, crop=16, max_width=phantom_max_width(16))
+    volume = train.volumes[-1]
+    with h5py.File(volume.path, "r+") as f:
+        f["kspace"][1, 3, 4] = np.nan
+    assert torch.isfinite(train[0][0]["magnitude"]).all()  # other slices read as before
+    with pytest.raises(
+        DataError, match=rf"{volume.name}.h5: slice 1 gives NaN or infinite values in 'magnitude'"
+    ):
+        train[len(train) - 1]
 
 
 # --- faults ---------------------------------------------------------------------------------------------
@@ -455,6 +903,31 @@ def test_disk_full_is_one_line_keeps_every_file_and_resumes(finished, tmp_path, 
     assert not [k for k in after if k.endswith(".tmp") or k.endswith(".i2m2.lock")]
     assert main([*FINISHED, "--out", str(run), "--resume"]) == 0
     assert rows(run) == rows(finished)
+
+
+def test_disk_full_while_building_data_is_one_line_without_resume(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "phantom"
+    argv = ["data", "fastmri-phantom", "--out", str(out), "--volumes", "2", "--slices", "2", "--size", "16"]
+    real_replace = os.replace
+
+    def full(src: Any, dst: Any) -> None:
+        if str(out) in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    code = main(argv)
+    monkeypatch.setattr(os, "replace", real_replace)
+    err = capsys.readouterr().err
+    hint = "free some space, delete the partly written --out folder and build again"
+    assert_one_line(code, err, f"{out / 'Annotations' / 'knee.csv'}: no space left on the device; {hint}")
+    assert "--resume" not in err
+    assert not list(out.rglob("*.tmp"))
+    assert main(argv) == 2  # as the line says: the partial build is refused ...
+    assert "holds files (singlecoil_train/file1000001.h5" in capsys.readouterr().err
+    shutil.rmtree(out)
+    assert main(argv) == 0  # ... and once deleted, built
+    assert (out / "Annotations" / "knee.csv").is_file()
 
 
 def start(out: Path, *extra: str) -> subprocess.Popen[str]:

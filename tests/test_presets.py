@@ -22,7 +22,7 @@ from i2m2.models.mlp import MLP
 from i2m2.runs.predictions import Predictions
 from i2m2.training.batchnorm import BatchNormStats, recompute_batchnorm
 from i2m2.training.datamodule import SplitsDataModule
-from i2m2.training.fit import fit_and_test, quiet_lightning
+from i2m2.training.fit import FitSettings, fit_and_test, quiet_lightning
 from i2m2.training.lightning_module import MethodModule
 from test_avmnist_data import write_avmnist
 
@@ -73,7 +73,7 @@ def test_help_names_the_default_recipe(capsys):
     [
         (["run", "avmnist", "--recipe", "bogus"], 'key "recipe"'),
         (["run", "mimic", "--recipe", "bogus"], 'key "recipe"'),
-        (["run", "avmnist", "--finetune-methods.inter.lr", "0.1"], "unknown method(s) ['inter']"),
+        (["run", "avmnist", "--finetune-methods.inter.lr", "0.1"], "unknown name(s) ['inter']"),
         (["run", "avmnist", "--pretrain.bn_stats", "eval"], 'key "pretrain.bn_stats"'),
     ],
 )
@@ -175,12 +175,12 @@ def test_precise_batchnorm_in_a_training_job_uses_the_training_set(tmp_path):
     quiet_lightning()
     splits = bn_splits()
     config = StageConfig("sgd", lr=0.01, max_epochs=1, batch_size=16, bn_stats="precise")
-    result = fit_and_test(bn_model(), splits, config, seed=0, predict=False)
+    result = fit_and_test(bn_model(), splits, FitSettings(config, predict=False))
     train = splits.train.inputs["a"]
     # one training batch of 16: exactly the training set's mean and unbiased variance
     assert torch.allclose(result.state_dict["experts.a.network.0.running_mean"], train.mean(0), atol=1e-5)
     assert torch.allclose(result.state_dict["experts.a.network.0.running_var"], train.var(0), atol=1e-4)
-    running = fit_and_test(bn_model(), splits, replace_bn(config, "running"), seed=0, predict=False)
+    running = fit_and_test(bn_model(), splits, FitSettings(replace_bn(config, "running"), predict=False))
     assert not torch.allclose(
         running.state_dict["experts.a.network.0.running_mean"], train.mean(0), atol=1e-2
     )
@@ -189,8 +189,7 @@ def test_precise_batchnorm_in_a_training_job_uses_the_training_set(tmp_path):
     for mode in ("running", "precise"):
         three = StageConfig("sgd", lr=0.05, max_epochs=3, batch_size=4, bn_stats=mode)
         torch.manual_seed(0)  # the same initial weights
-        fit_and_test(bn_model(), splits, three, seed=0, predict=False, log_dir=tmp_path / mode)
-        curve = (tmp_path / mode / "metrics.csv").read_text().splitlines()
+        curve = fit_and_test(bn_model(), splits, FitSettings(three, predict=False)).curve.splitlines()
         column = curve[0].split(",").index("train/loss")
         losses[mode] = [row.split(",")[column] for row in curve[1:] if row.split(",")[column]]
     assert len(losses["running"]) == 3 and losses["running"] == losses["precise"]
@@ -214,7 +213,7 @@ def test_only_batch_statistics_make_a_prediction_depend_on_its_batch(mode, depen
     order = torch.randperm(8, generator=torch.Generator().manual_seed(3))
     outputs, buffers = [], []
     for splits in (bn_splits(), bn_splits(order)):
-        module = MethodModule(copy.deepcopy(model), 3)
+        module = MethodModule(copy.deepcopy(model))
         module.collect_predictions = True
         trainer = pl.Trainer(
             accelerator="cpu",
@@ -254,9 +253,6 @@ def test_per_method_finetune_changes_apply_last_also_from_scratch(tmp_path):
     from dataclasses import replace
 
     from i2m2.experiments.synthetic import synthetic
-    from i2m2.runs.folder import RunFolder
-    from i2m2.training.comparison import Comparison, RunOptions
-    from i2m2.training.plan import parse_method
 
     experiment = synthetic()
     experiment.recipe = replace(
@@ -265,11 +261,8 @@ def test_per_method_finetune_changes_apply_last_also_from_scratch(tmp_path):
         finetune_methods={"intra": StageChanges(lr=0.3, patience=11)},
     )
     for scratch in (False, True):
-        comparison = Comparison(
-            experiment, RunFolder(tmp_path / str(scratch)), RunOptions(from_scratch=scratch)
-        )
-        intra = comparison.stage_config(parse_method(experiment, "intra"))
-        i2m2 = comparison.stage_config(parse_method(experiment, "i2m2"))
+        intra = experiment.stage_config("intra", from_scratch=scratch)
+        i2m2 = experiment.stage_config("i2m2", from_scratch=scratch)
         assert (intra.lr, intra.patience) == (0.3, 11)
         assert i2m2.lr == experiment.recipe.finetune.lr
         assert intra.max_epochs == (7 if scratch else experiment.recipe.finetune.max_epochs)

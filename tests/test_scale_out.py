@@ -49,7 +49,7 @@ def test_two_nodes_finish_with_the_table_of_one_process(tmp_path):
 
     one = json.loads((tmp_path / "one" / "results.json").read_text())
     two = json.loads((shared / "results.json").read_text())
-    assert two["config"]["scale"]["num_nodes"] == 2
+    assert two["config"]["trainer"]["num_nodes"] == 2
     assert [(r["method"], r["group"], set(r["metrics"])) for r in two["rows"]] == [
         (r["method"], r["group"], set(r["metrics"])) for r in one["rows"]
     ]

@@ -12,7 +12,7 @@ from i2m2.analysis.run_data import load_run
 from i2m2.analysis.sweep import Cell, sweep_cells
 from i2m2.catalog import get_experiment
 from i2m2.errors import UserError
-from i2m2.training.comparison import run_experiment
+from i2m2.orchestration.comparison import run_experiment
 
 
 def test_sweep_end_to_end(tmp_path: Path):

@@ -15,12 +15,11 @@ from i2m2.experiment import StageConfig
 from i2m2.models.methods import build_method
 from i2m2.models.mlp import MLP
 from i2m2.models.registry import create_fusion
+from i2m2.orchestration import job as runner_module
+from i2m2.orchestration.comparison import Comparison, RunOptions
 from i2m2.runs.folder import RunFolder
 from i2m2.runs.predictions import job_stem, load_predictions
-from i2m2.training import comparison as runner_module
-from i2m2.training.comparison import Comparison, RunOptions
-from i2m2.training.fit import fit_and_test
-from i2m2.training.scale import ScaleConfig
+from i2m2.training.fit import FitSettings, fit_and_test
 
 DIM, K = 8, 4
 
@@ -31,6 +30,7 @@ def small_method(method: str):
         ("m0", "m1"),
         unimodal=lambda m: MLP(DIM, [32], K),
         inter=lambda mods: create_fusion("late", dict.fromkeys(mods, DIM), K, hidden=32),
+        num_classes=K,
     )
 
 
@@ -46,8 +46,8 @@ FAST = StageConfig(optimizer="adam", lr=1e-2, max_epochs=15, batch_size=100)
 def test_inter_dependence_needs_inter_model():
     """Where only the joint code carries the label, I2M2 learns it and the intra model cannot."""
     data = splits(intra=0.0, inter=3.0)
-    i2m2 = fit_and_test(small_method("i2m2"), data, FAST, seed=0)
-    intra = fit_and_test(small_method("intra"), data, FAST, seed=0)
+    i2m2 = fit_and_test(small_method("i2m2"), data, FitSettings(FAST, seed=0))
+    intra = fit_and_test(small_method("intra"), data, FitSettings(FAST, seed=0))
     assert i2m2.metrics["acc"] > 0.8
     assert intra.metrics["acc"] < 0.4  # chance is 0.25
     assert set(i2m2.metrics) >= {"acc", "balanced_acc", "auroc"}
@@ -61,8 +61,9 @@ def test_evaluation_runs_in_eval_mode_and_returns_best_weights():
         ("m0", "m1"),
         unimodal=lambda m: torch.nn.Sequential(torch.nn.BatchNorm1d(DIM), MLP(DIM, [16], K, dropout=0.5)),
         inter=lambda mods: create_fusion("late", dict.fromkeys(mods, DIM), K),
+        num_classes=K,
     )
-    result = fit_and_test(model, data, FAST, seed=0)
+    result = fit_and_test(model, data, FitSettings(FAST, seed=0))
     model.eval()
     inputs = data.test.inputs
     with torch.no_grad():
@@ -190,13 +191,15 @@ def test_prior_correction_is_recorded_and_normalized(tmp_path):
 def test_ddp_two_processes_agree_with_one():
     """torchmetrics syncs across processes: 2-process DDP evaluation equals 1-process on the same weights."""
     data = splits(intra=1.0, inter=2.0, n_train=400)
-    one = fit_and_test(small_method("i2m2"), data, FAST, seed=0, predict=False)
-    ddp = ScaleConfig(accelerator="cpu", devices=2, strategy="ddp_spawn")
+    one = fit_and_test(small_method("i2m2"), data, FitSettings(FAST, seed=0, predict=False))
+    ddp = {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}
     frozen = StageConfig(optimizer="sgd", lr=1e-12, max_epochs=1, batch_size=100)
     model = small_method("i2m2")
     model.load_state_dict(one.state_dict)
-    two = fit_and_test(model, data, frozen, seed=0, scale=ddp, predict=False)
+    two = fit_and_test(model, data, FitSettings(frozen, seed=0, trainer=ddp, predict=False))
     for name in ("acc", "balanced_acc", "auroc"):
         assert two.metrics[name] == pytest.approx(one.metrics[name], abs=1e-6), name
-    trained_ddp = fit_and_test(small_method("i2m2"), data, FAST, seed=0, scale=ddp, predict=False)
+    trained_ddp = fit_and_test(
+        small_method("i2m2"), data, FitSettings(FAST, seed=0, trainer=ddp, predict=False)
+    )
     assert abs(trained_ddp.metrics["acc"] - one.metrics["acc"]) < 0.08

@@ -80,6 +80,8 @@ def test_vqa_vs_end_to_end_scores_every_ood_subset(towers: dict[str, Path], tmp_
         assert metrics["vqa_score"] == pytest.approx(float(scores.mean()), abs=1e-6)
         for j, name in enumerate(OOD_SUBSETS):
             assert metrics[f"ood_{name}"] == pytest.approx(float(scores[p.groups[:, j]].mean()), abs=1e-6)
+    # what the experiment declared is recorded, and 'i2m2 analyze' runs exactly that
+    assert results["config"]["analyses"][-2:] == ["ood_splits", "examples_vqa_vs"]
     assert main(["analyze", str(out)]) == 0
     analysis = out / "analysis"
     assert (analysis / "ood_splits.png").read_bytes()[:4] == b"\x89PNG"
@@ -115,6 +117,16 @@ def test_nlvr2_shapes_end_to_end_and_figure5_page(tmp_path: Path) -> None:
     assert main(["analyze", str(out)]) == 0
     page = (out / "analysis" / "examples.html").read_text()
     assert "stage-1 models trained alone" in page and "test examples are such cases" in page
+    # the page's reader comes from the run's recorded analyses; a run written before runs recorded them
+    # gets the same analyses (and the same page) from its experiment's name
+    results = json.loads((out / "results.json").read_text())
+    assert "examples_nlvr2" in results["config"]["analyses"]
+    written = sorted(p.name for p in (out / "analysis").iterdir())
+    del results["config"]["analyses"]
+    (out / "results.json").write_text(json.dumps(results))
+    assert main(["analyze", str(out), "--out", str(tmp_path / "legacy")]) == 0
+    assert sorted(p.name for p in (tmp_path / "legacy").iterdir()) == written
+    assert (tmp_path / "legacy" / "examples.html").read_text() == page
 
 
 def test_bad_input_is_one_line_naming_the_file(

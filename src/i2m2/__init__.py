@@ -1,6 +1,7 @@
 """I2M2: jointly modeling inter- and intra-modality dependencies for multimodal classification.
 
-The model code (this package's ``models``) is plain PyTorch; training lives in ``i2m2.training``. An
+The model code (this package's ``models``) is plain PyTorch; ``i2m2.training`` adapts it to Lightning and
+``i2m2.orchestration`` runs the jobs of a comparison. An
 experiment (:class:`Experiment`) states modalities, classes, data, expert builders and a :class:`Recipe`
 once; :func:`run_experiment` runs its whole comparison. ``run_experiment`` and ``RunOptions`` import
 Lightning, so they load on first use and ``import i2m2`` stays light.
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name in ("run_experiment", "RunOptions"):
-        from i2m2.training import comparison
+        from i2m2.orchestration import comparison
 
         return getattr(comparison, name)
     raise AttributeError(f"module 'i2m2' has no attribute '{name}'")

@@ -43,7 +43,3 @@ def save_checkpoint(
     atomic_write(
         path, lambda f: torch.save({"state_dict": state_dict, "hyper_parameters": hyper_parameters}, f)
     )
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)

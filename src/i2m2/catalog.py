@@ -18,9 +18,11 @@ import importlib.util
 import pkgutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment
@@ -69,12 +71,18 @@ def _load_from_file(path: Path, attribute: str, ref: str) -> object:
     if not path.is_file():
         raise UserError(f"experiment '{ref}': no such file {path}")
     module_name = f"i2m2_user_experiment_{abs(hash(path.resolve()))}"
+    if module_name in sys.modules:  # run once per process, like an import
+        return _attribute(sys.modules[module_name], attribute, ref)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise UserError(f"experiment '{ref}': {path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]  # a file that failed to load is read again next time
+        raise
     return _attribute(module, attribute, ref)
 
 
@@ -131,3 +139,30 @@ def build_experiment(factory: ExperimentFactory, ref: str, **options: object) ->
 def get_experiment(ref: str, **options: object) -> Experiment:
     """The experiment ``ref`` built with ``options`` (the factory's keyword arguments)."""
     return build_experiment(get_factory(ref), ref, **options)
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    """An experiment that any process can rebuild: its reference and the factory's options.
+
+    ``ref`` is a registered name, ``FILE.py:factory`` or ``module:factory``; ``options`` are the factory's
+    keyword arguments (plain values, so the reference can be pickled to another process or machine).
+    """
+
+    ref: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, ref: str, **options: Any) -> ExperimentRef:
+        return cls(ref, tuple(sorted(options.items())))
+
+    def build(self) -> Experiment:
+        """The experiment, built once per process (a factory may read a dataset to learn its shapes)."""
+        key = (self.ref, repr(self.options))
+        if key not in _BUILT:
+            _BUILT.clear()  # keep one: a process works on one experiment at a time
+            _BUILT[key] = get_experiment(self.ref, **dict(self.options))
+        return _BUILT[key]
+
+
+_BUILT: dict[tuple[str, str], Experiment] = {}

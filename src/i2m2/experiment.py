@@ -15,7 +15,11 @@ from typing import Any, Literal, Protocol, get_args
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from i2m2.errors import UserError
 from i2m2.models.expert import Expert
+from i2m2.models.i2m2 import I2M2
+from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, build_method, method_base, row_fusion
+from i2m2.models.validation import check_modality_names
 from i2m2.objectives import Objective
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -134,9 +138,37 @@ class Recipe:
         changes = self.finetune_methods.get(method)
         return config if changes is None else changes.applied_to(config)
 
+    def changed(
+        self,
+        pretrain: StageChanges | None = None,
+        finetune: StageChanges | None = None,
+        experts: Mapping[str, StageChanges] | None = None,
+        finetune_methods: Mapping[str, StageChanges] | None = None,
+    ) -> Recipe:
+        """This recipe with a user's changes on top. ``i2m2 run`` and ``i2m2 fit`` read them the same way:
+        ``--pretrain.lr``, ``--finetune.max_epochs``, ``--experts.audio.lr``,
+        ``--finetune_methods.intra.lr``. A field a change sets wins; per-name changes merge field by field."""
+        return Recipe(
+            pretrain=(pretrain or StageChanges()).applied_to(self.pretrain),
+            finetune=(finetune or StageChanges()).applied_to(self.finetune),
+            experts=_merged(self.experts, experts),
+            finetune_methods=_merged(self.finetune_methods, finetune_methods),
+        )
 
-# The stage-2 methods a recipe's ``finetune_methods`` may change.
-FINETUNED_METHODS = ("intra", "i2m2")
+
+def _merged(
+    base: Mapping[str, StageChanges], given: Mapping[str, StageChanges] | None
+) -> dict[str, StageChanges]:
+    merged = dict(base)
+    for name, change in (given or {}).items():
+        old = merged.get(name, StageChanges())
+        merged[name] = StageChanges(
+            **{
+                f.name: v if (v := getattr(change, f.name)) is not None else getattr(old, f.name)
+                for f in fields(StageChanges)
+            }
+        )
+    return merged
 
 
 class Splits(Protocol):
@@ -183,6 +215,9 @@ class Experiment:
         objective: loss and metrics when the target is not one label per example (several findings,
             soft answers); default: single-label classification.
         default_methods: the rows run when ``--methods`` is not given (default: every method).
+        analyses: the ``i2m2 analyze`` analyses that apply to this experiment's runs, by name (see
+            :data:`i2m2.analysis.report.ANALYSES`); ``None``: the generic ones (entropy, rescue, groups,
+            missing modalities, sweep). Recorded in the run, so ``i2m2 analyze`` needs no experiment names.
     """
 
     name: str
@@ -200,10 +235,12 @@ class Experiment:
     default_fusions: tuple[str, ...] | None = None
     objective: Objective | None = None
     default_methods: tuple[str, ...] | None = None
+    analyses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)
         self.groups = tuple(self.groups)
+        check_modality_names(self.modalities, f"experiment '{self.name}'")
         if len(set(self.modalities)) != len(self.modalities) or not self.modalities:
             raise ValueError(f"experiment '{self.name}': modalities must be distinct and non-empty")
         if not self.build_inter and len(self.modalities) > 1:
@@ -220,11 +257,11 @@ class Experiment:
                 f"experiment '{self.name}': recipe.experts names {sorted(unknown)}; "
                 f"expected modalities {list(self.modalities)} or 'inter'"
             )
-        unknown = set(self.recipe.finetune_methods) - set(FINETUNED_METHODS)
+        unknown = set(self.recipe.finetune_methods) - set(STAGE2_METHODS)
         if unknown:
             raise ValueError(
                 f"experiment '{self.name}': recipe.finetune_methods names {sorted(unknown)}; "
-                f"expected some of {list(FINETUNED_METHODS)}"
+                f"expected some of {list(STAGE2_METHODS)}"
             )
 
     def classes(self, group: str) -> int:
@@ -238,3 +275,115 @@ class Experiment:
     def fusions(self) -> tuple[str, ...]:
         """The fusions this run compares."""
         return self.default_fusions or tuple(self.build_inter)
+
+    def check_group(self, group: str | None) -> str:
+        """``group``, or the first group when ``None``; a :class:`UserError` for an unknown one."""
+        group = self.groups[0] if group is None else group
+        if group not in self.groups:
+            raise UserError(
+                f"--group: unknown group '{group}' of '{self.name}'; expected one of {list(self.groups)}"
+            )
+        return group
+
+    def check_fusion(self, fusion: str | None) -> str | None:
+        """``fusion``, or the first compared one when ``None``; a :class:`UserError` for an unknown one."""
+        if not self.build_inter:
+            return None
+        fusion = fusion or self.fusions()[0]
+        if fusion not in self.build_inter:
+            raise UserError(
+                f"--fusion: unknown fusion '{fusion}' of '{self.name}'; "
+                f"expected one of {list(self.build_inter)}"
+            )
+        return fusion
+
+    def build_model(
+        self, method: str, group: str | None = None, fusion: str | None = None, all_subsets: bool = False
+    ) -> I2M2:
+        """The model of one method for one group: the one place a method is assembled from the builders.
+
+        Args:
+            method: ``unimodal:<m>``, ``intra``, ``inter``, ``i2m2``, or a row naming its fusion
+                (``inter[lrtf]``, ``i2m2[lrtf]``).
+            group: the regime or task (default: the first).
+            fusion: the inter experts' fusion when ``method`` names none (default: the first compared).
+            all_subsets: one inter expert per subset of two or more modalities (paper Section 5).
+        """
+        group = self.check_group(group)
+        base = method if method.startswith(UNIMODAL_PREFIX) else method_base(method)
+        fusion = self.check_fusion(row_fusion(method) or fusion) if base in ("inter", "i2m2") else None
+        classes = self.classes(group)
+
+        def unimodal(modality: str) -> nn.Module:
+            return self._built(self.build_unimodal(modality, classes, group), "build_unimodal", modality)
+
+        def inter(modalities: tuple[str, ...]) -> Expert:
+            assert fusion is not None
+            built = self.build_inter[fusion](modalities, classes, group)
+            return self._built(built, f"build_inter['{fusion}']", "+".join(modalities), Expert)
+
+        try:
+            return build_method(
+                base,
+                self.modalities,
+                unimodal=unimodal,
+                inter=inter,
+                all_subsets=all_subsets,
+                num_classes=classes,
+                num_tasks=self.objective.num_tasks if self.objective is not None else None,
+            )
+        except ValueError as err:
+            raise UserError(f"experiment '{self.name}': {err}") from err
+
+    def _built(self, module: Any, builder: str, what: str, kind: type = nn.Module) -> Any:
+        if not isinstance(module, kind):
+            raise UserError(
+                f"experiment '{self.name}': {builder} returned {type(module).__name__} for '{what}'; "
+                f"expected a {kind.__module__.replace('torch.nn.modules.module', 'torch.nn')}.{kind.__name__}"
+            )
+        return module
+
+    def stage_config(
+        self, method: str, from_scratch: bool = False, max_epochs: int | None = None
+    ) -> StageConfig:
+        """The training settings of one method's job: stage 1 for an expert (with its ``experts`` changes),
+        stage 2 for a product (with its ``finetune_methods`` changes). A product trained from scratch gets
+        the stage-1 epoch budget and patience (the fine-tuning budget assumes pretrained experts and would
+        starve it); ``max_epochs`` overrides every stage's epochs."""
+        recipe = self.recipe
+        base = method if method.startswith(UNIMODAL_PREFIX) else method_base(method)
+        if base in STAGE2_METHODS:
+            scratch = replace(
+                recipe.finetune, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience
+            )
+            config = recipe.stage2(base, scratch if from_scratch else None)
+        else:
+            config = recipe.stage1(method.removeprefix(UNIMODAL_PREFIX))
+        return config if max_epochs is None else replace(config, max_epochs=max_epochs)
+
+    def load_splits(self, group: str, data_dir: Path | None, seed: int) -> Splits:
+        """The splits of one group, checked once against what the experiment declares (the number of
+        classes and the modalities), so every job built from them agrees with its data."""
+        splits = self.load_data(group, data_dir, seed)
+        where = f"experiment '{self.name}'" + (f" group '{group}'" if group else "")
+        if splits is None or not all(hasattr(splits, n) for n in ("train", "val", "test", "num_classes")):
+            raise UserError(
+                f"{where}: load_data returned {type(splits).__name__}; expected splits with train, val, test "
+                "and num_classes (e.g. i2m2.DataSplits)"
+            )
+        expected = self.classes(group)
+        if splits.num_classes != expected:
+            raise UserError(
+                f"{where}: the data has {splits.num_classes} classes, the experiment expects {expected}"
+            )
+        found = getattr(splits.train, "modalities", None)
+        if found is not None and set(found) != set(self.modalities):
+            raise UserError(
+                f"{where}: the data has modalities {list(found)}, "
+                f"the experiment declares {list(self.modalities)}"
+            )
+        for name in ("train", "val", "test"):
+            split = getattr(splits, name)
+            if hasattr(split, "__len__") and len(split) == 0:
+                raise UserError(f"{where}: the {name} split is empty; expected at least one example")
+        return splits

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from i2m2.runs.results import summarize
+from i2m2.runs.results import UNDEFINED, is_defined, summarize
 
 
 @dataclass
@@ -54,23 +54,30 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and population std over seeds, exactly as results.json reports them."""
+def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
+    """Mean and population std over seeds, exactly as results.json reports them; NaN where it reports
+    the metric undefined (``null``: a seed without a value)."""
     stats = summarize(values)
+    if stats["mean"] is None:
+        return float("nan"), float("nan")
     return stats["mean"], stats["std"]
 
 
-def pm(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
-    """``mean ± std`` of per-seed values, times ``scale`` (100 for percentages)."""
+def pm(values: Sequence[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± std`` of per-seed values, times ``scale`` (100 for percentages); ``n/a`` when undefined."""
     mean, std = mean_std(values)
+    if not (is_defined(mean) and is_defined(std)):
+        return UNDEFINED
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def per_seed_text(values: Sequence[float]) -> str:
-    return " ".join(f"{v:.6f}" for v in values)
+def per_seed_text(values: Sequence[float | None]) -> str:
+    return " ".join(f"{v:.6f}" if is_defined(v) else UNDEFINED for v in values)
 
 
 def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not is_defined(value)):
+        return UNDEFINED  # a metric results.json reports undefined (null) or NaN
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 

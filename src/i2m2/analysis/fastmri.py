@@ -1,7 +1,7 @@
 """The fastMRI analyses of the paper, from a run of ``fastmri-knee`` and its companion runs.
 
-``i2m2 analyze RUN`` on a ``fastmri-knee`` run writes, per finding, a table (.md, .csv) and a grouped bar
-chart (.png) for each analysis whose inputs are there:
+``i2m2 analyze RUN`` on a ``fastmri-knee`` run (its experiment declares the ``fastmri`` analysis) writes,
+per finding, a table (.md, .csv) and a grouped bar chart (.png) for each analysis whose inputs are there:
 
 * ``figure2``: every row of RUN (and ``unimodal:rss`` of ``RUN/rss``, the RSS baseline, first): test
   AUROC and balanced accuracy (threshold chosen on validation) per finding.
@@ -34,19 +34,9 @@ from i2m2.runs.folder import RunFolder
 from i2m2.runs.plots import grouped_bars
 from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
 
-EXPERIMENT = "fastmri-knee"
 COMPANIONS = ("rss", "wrn20-3", "from-scratch", "noise-sweep")
 FINDINGS = FASTMRI_FINDINGS
 MAG, PHASE = "unimodal:magnitude", "unimodal:phase"
-
-
-def is_fastmri_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run of ``fastmri-knee`` (several findings per example)."""
-    results = Path(run_dir) / "results.json"
-    try:
-        return bool(json.loads(results.read_text()).get("experiment") == EXPERIMENT)
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 class FastMRIRun:

@@ -28,14 +28,15 @@ import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
 from i2m2.analysis.groups import accuracy
-from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, method_base
+from i2m2.analysis.run_data import RunData
+from i2m2.models.i2m2 import INTER
+from i2m2.models.methods import UNIMODAL_PREFIX, method_base
 from i2m2.runs.plots import CHANCE, MAJORITY, grouped_bars
 
 FULL = "all modalities"
 ALL_SUBSETS_UP_TO = 5  # modalities; above, a seeded sample of subsets
 MAX_SUBSETS = 32
 SAMPLE_SEED = 0
-INTER = "inter"
 
 
 @dataclass

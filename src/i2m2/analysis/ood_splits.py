@@ -12,6 +12,7 @@ from typing import Any
 from i2m2.analysis.artifacts import Artifact, csv_artifact, file_suffix, markdown_table, per_seed_text
 from i2m2.analysis.run_data import RunData
 from i2m2.runs.plots import grouped_bars
+from i2m2.runs.results import UNDEFINED
 
 PREFIX = "ood_"
 
@@ -65,13 +66,18 @@ def ood_splits_analysis(run: RunData) -> list[Artifact]:
 
 
 def _get(row: dict[str, Any], key: str, field: str) -> float:
+    """A metric's mean or std; NaN when the row lacks it or results.json reports it undefined (null)."""
     stat = row["metrics"].get(key)
-    return float(stat[field]) if stat else float("nan")
+    return float(stat[field]) if stat and stat.get(field) is not None else float("nan")
 
 
 def _pm(stat: dict[str, Any] | None) -> str:
-    return "" if stat is None else f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
+    if stat is None:
+        return ""
+    if stat.get("mean") is None or stat.get("std") is None:
+        return UNDEFINED  # an empty subset: results.json says null, with a note
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
 
 
 def _seeds(stat: dict[str, Any]) -> str:
-    return per_seed_text([float(v) for v in stat.get("per_seed", [])])
+    return per_seed_text([None if v is None else float(v) for v in stat.get("per_seed", [])])

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, csv_artifact, file_suffix, markdown_table, mean_std
-from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, inter_row_of
+from i2m2.analysis.run_data import RunData
+from i2m2.models.methods import UNIMODAL_PREFIX, inter_row_of
 from i2m2.runs.plots import grouped_bars
 
 STAGE1 = "stage-1 models"

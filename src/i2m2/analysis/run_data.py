@@ -6,7 +6,6 @@ Everything is read and checked before any analysis writes a file, so bad input c
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,8 @@ from typing import Any
 import numpy as np
 
 from i2m2.errors import DataError
+from i2m2.models.methods import UNIMODAL_PREFIX, inter_row_of, method_base
 from i2m2.runs.predictions import PREDICTIONS_DIR, Predictions, load_predictions, predictions_path
-
-_FUSED = re.compile(r"^(inter|i2m2)(\[.+\])?$")
-UNIMODAL_PREFIX = "unimodal:"
 
 
 @dataclass
@@ -57,19 +54,6 @@ class RunData:
     def group_name(self, group_id: int) -> str:
         names = self.group_names
         return names[group_id] if 0 <= group_id < len(names) else f"group {group_id}"
-
-
-def method_base(method: str) -> str:
-    """``unimodal``, ``intra``, ``inter`` or ``i2m2`` (fusion tags such as ``[lf]`` dropped)."""
-    if method.startswith(UNIMODAL_PREFIX):
-        return "unimodal"
-    match = _FUSED.match(method)
-    return match.group(1) if match else method
-
-
-def inter_row_of(i2m2_method: str) -> str:
-    """The stand-alone inter row an I2M2 row starts from: ``i2m2[lf]`` -> ``inter[lf]``."""
-    return "inter" + i2m2_method.removeprefix("i2m2")
 
 
 def load_run(run_dir: Path) -> RunData:

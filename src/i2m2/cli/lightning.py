@@ -1,18 +1,25 @@
 """``i2m2 fit/validate/test/predict``: Lightning's own CLI over one method of any experiment.
 
-``--experiment REF --method M --group G --data-dir DIR`` is shorthand for choosing
-:class:`~i2m2.training.experiment_module.ExperimentMethodModule` and
-:class:`~i2m2.training.datamodule.ExperimentDataModule` with those arguments; a YAML config may name
-any LightningModule/DataModule by ``class_path`` instead (see ``src/i2m2/configs/``). A config names
-classes and functions to import, so a config file deserves the trust one gives code.
+``--experiment REF --method M --group G --data_dir DIR`` is shorthand for choosing
+:class:`~i2m2.cli.experiment_modules.ExperimentMethodModule` and
+:class:`~i2m2.cli.experiment_modules.ExperimentDataModule` with those arguments. With it, the recipe's
+settings are spelled as in ``i2m2 run`` (``--pretrain.lr``, ``--finetune.batch_size``,
+``--experts.audio.lr``, ``--finetune_methods.intra.lr``) and the method's resolved settings are shown by
+``--print_config``: its epochs (``trainer.max_epochs``), batch size (``data.batch_size``) and the recipe
+(``model.pretrain`` ...). A YAML config may name any LightningModule/DataModule by ``class_path`` instead
+(see ``src/i2m2/configs/``); a config names classes to import, so it deserves the trust one gives code.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from i2m2.cli.recipe_options import RECIPE_OPTIONS
+from i2m2.errors import UserError
 
 COMMANDS = {
     "fit": "train one method of an experiment (LightningCLI; --experiment, --method, YAML configs)",
@@ -21,46 +28,99 @@ COMMANDS = {
     "predict": "predict with a checkpoint (LightningCLI)",
 }
 SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")  # Lightning's names, not files
-MODEL = "i2m2.training.experiment_module.ExperimentMethodModule"
-DATA = "i2m2.training.datamodule.ExperimentDataModule"
+MODEL = "i2m2.cli.experiment_modules.ExperimentMethodModule"
+DATA = "i2m2.cli.experiment_modules.ExperimentDataModule"
 SHORTHANDS = {
     "--experiment": ("model", "data"),
     "--method": ("model",),
     "--group": ("model", "data"),
     "--fusion": ("model",),
-    "--data-dir": ("model", "data"),
+    "--data_dir": ("model", "data"),
     "--seed": ("data",),
 }
 
 
 def expand_shorthands(args: Sequence[str]) -> list[str]:
-    """Turn ``--experiment X`` (and friends) into the ``--model``/``--data`` arguments LightningCLI reads."""
+    """Turn ``--experiment X`` (and friends) into the ``--model``/``--data`` arguments LightningCLI reads,
+    with the method's recipe written out (so ``--print_config`` shows it and a saved config repeats it)."""
     out: list[str] = []
     chosen: dict[str, str] = {}
-    items = list(args)
+    recipe: list[str] = []  # --pretrain.lr 0.1 and friends, as i2m2 run spells them
+    items = [_underscored(a) for a in args]
     i = 0
     while i < len(items):
         token = items[i]
         name, eq, value = token.partition("=")
-        if name in SHORTHANDS:
+        head = name.removeprefix("--").split(".")[0]
+        if name in SHORTHANDS or head in RECIPE_OPTIONS:
             if not eq:
                 if i + 1 >= len(items):
-                    raise ValueError(f"{name}: expected a value")
+                    raise UserError(f"{name}: expected a value")
                 value = items[i + 1]
                 i += 1
-            chosen[name] = value
+            if name in SHORTHANDS:
+                chosen[name] = value
+            else:
+                recipe += [name, value]
         else:
             out.append(token)
         i += 1
-    if not chosen:
+    if not chosen and not recipe:
         return out
     if "--experiment" not in chosen:
-        raise ValueError(f"{sorted(chosen)} need --experiment")
+        raise UserError(
+            f"{sorted(chosen) or sorted({r.split('.')[0] for r in recipe[::2]})} need --experiment"
+        )
     extra = [f"--model={MODEL}", f"--data={DATA}"]
     for name, value in chosen.items():
-        key = name.removeprefix("--").replace("-", "_")
+        key = name.removeprefix("--")
         extra += [f"--{target}.{key}={value}" for target in SHORTHANDS[name]]
+    extra += recipe_arguments(chosen, recipe)
     return out[:1] + extra + out[1:]  # after the subcommand (fit, test, ...)
+
+
+def _underscored(token: str) -> str:
+    """Dashes to underscores in shorthand and recipe options (``--data-dir`` -> ``--data_dir``)."""
+    if not token.startswith("--") or token.startswith("---"):
+        return token
+    name, eq, value = token.partition("=")
+    fixed = name.replace("-", "_").replace("__", "--", 1)
+    known = fixed in SHORTHANDS or fixed.removeprefix("--").split(".")[0] in RECIPE_OPTIONS
+    return fixed + eq + value if known else token
+
+
+def recipe_arguments(chosen: dict[str, str], recipe: list[str]) -> list[str]:
+    """The method's whole recipe as model arguments, the user's changes applied last, and the epochs and
+    batch size it trains with as Trainer and data arguments (a later ``--trainer.max_epochs`` still wins)."""
+    from dataclasses import asdict
+
+    from jsonargparse import ArgumentParser
+
+    from i2m2.cli.experiment_modules import load_experiment, method_stage
+    from i2m2.cli.recipe_options import add_recipe_arguments
+
+    data_dir = chosen.get("--data_dir")
+    experiment = load_experiment(chosen["--experiment"], Path(data_dir) if data_dir else None)
+    parser = ArgumentParser(exit_on_error=False)
+    add_recipe_arguments(parser)
+    changes = parser.parse_args(recipe)
+    method = chosen.get("--method", "i2m2")
+    stage = method_stage(experiment, method, *(changes[k] for k in RECIPE_OPTIONS))
+    base = experiment.recipe
+    written = {
+        "pretrain": asdict(base.pretrain),
+        "finetune": asdict(base.finetune),
+        "experts": {n: _set(asdict(c)) for n, c in base.experts.items()},
+        "finetune_methods": {n: _set(asdict(c)) for n, c in base.finetune_methods.items()},
+    }
+    out = [f"--model.{k}={json.dumps(v)}" for k, v in written.items()]
+    pairs = zip(recipe[::2], recipe[1::2], strict=True)
+    out += [f"--model.{name.removeprefix('--')}={value}" for name, value in pairs]
+    return [*out, f"--trainer.max_epochs={stage.max_epochs}", f"--data.batch_size={stage.batch_size}"]
+
+
+def _set(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def lightning_cli(args: Sequence[str]) -> None:
@@ -77,6 +137,7 @@ def lightning_cli(args: Sequence[str]) -> None:
     from i2m2.training.fit import quiet_lightning
     from i2m2.training.lightning_module import MethodModule
     from i2m2.training.progress import progress_trainer_kwargs
+    from i2m2.training.trainer_options import DEFAULTS as TRAINER_DEFAULTS
 
     quiet_lightning()  # banners and tips, as in 'i2m2 run': an error stays one line
     warnings.filterwarnings("ignore", message=".*args.*parameter is intended to run from within Python.*")
@@ -107,7 +168,7 @@ def lightning_cli(args: Sequence[str]) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=expand_shorthands(args),
-        trainer_defaults=progress_trainer_kwargs(sys.stderr.isatty()),
+        trainer_defaults=TRAINER_DEFAULTS | progress_trainer_kwargs(sys.stderr.isatty()),
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False},
     )

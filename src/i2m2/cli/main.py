@@ -37,7 +37,10 @@ def analyze_command(argv: list[str]) -> int:
     )
     parser.add_argument("run_dir", type=Path, help="a folder written by 'i2m2 run' or 'i2m2 demo'")
     parser.add_argument(
-        "--out", type=Path | None, default=None, help="where to write (default: RUN_DIR/analysis)"
+        "--out",
+        type=Path | None,
+        default=None,
+        help="where to write: a new or empty folder, or one analyze wrote before (default: RUN_DIR/analysis)",
     )
     values = parser.parse_args(argv)
     from i2m2.analysis.report import analyze_run
@@ -48,7 +51,7 @@ def analyze_command(argv: list[str]) -> int:
 
 
 def data_command(argv: list[str]) -> int:
-    from i2m2.cli.data import DATASETS, data_parser
+    from i2m2.cli.data import DATASETS, check_new_folder, parse_data_options
 
     if not argv or argv[0] not in DATASETS:
         if argv and argv[0] in ("-h", "--help"):
@@ -58,9 +61,10 @@ def data_command(argv: list[str]) -> int:
             return 0
         raise UserError(f"i2m2 data: expected a dataset, one of {list(DATASETS)}")
     build, _ = DATASETS[argv[0]]
-    values = data_parser(argv[0], build).parse_args(argv[1:])
-    summary = build(**values.as_dict())
-    print(f"wrote {argv[0]} to {values.out}: {summary}")
+    options = parse_data_options(argv[0], argv[1:])
+    check_new_folder(options["out"])  # before anything is written: a build never replaces files
+    summary = build(**options)
+    print(f"wrote {argv[0]} to {options['out']}: {summary}")
     return 0
 
 

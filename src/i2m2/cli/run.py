@@ -1,15 +1,18 @@
 """``i2m2 run EXPERIMENT`` and ``i2m2 demo``: the whole comparison, configured from flags and YAML files.
 
-One jsonargparse parser reads everything: the run's options, the experiment factory's own keyword
-arguments (``--tasks`` for mimic, ``--hidden`` for features, a user's factory's), changes to the recipe
-(``--pretrain.lr``, ``--finetune.max_epochs``, ``--experts.inter.lr``, ``--finetune-methods.intra.lr``)
-and the Trainer's scale-out settings
-(``--trainer.devices``). ``--config FILE`` reads the same keys from YAML; ``--print-config`` writes them.
+One jsonargparse parser, generated from signatures, reads everything: the run's options (the fields of
+:class:`~i2m2.orchestration.options.RunOptions`), the experiment factory's keyword arguments (``--tasks``
+for mimic, ``--hidden`` for features, a user's factory's), changes to the recipe (``--pretrain.lr``,
+``--finetune.max_epochs``, ``--experts.inter.lr``, ``--finetune_methods.intra.lr``, spelled as in
+``i2m2 fit``) and any ``lightning.pytorch.Trainer`` argument (``--trainer.devices``, ``--trainer.logger``).
+``--config FILE`` reads the same keys from YAML; ``--print_config`` writes them, the recipe resolved.
+Options may be spelled with dashes (``--max-epochs``) or underscores (``--max_epochs``).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import sys
 import time
@@ -19,170 +22,136 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from i2m2.catalog import ExperimentFactory, build_experiment, experiment_names, get_factory
+from i2m2.catalog import ExperimentFactory, ExperimentRef, build_experiment, experiment_names, get_factory
+from i2m2.cli.dashes import underscored
+from i2m2.cli.recipe_options import RECIPE_OPTIONS, add_recipe_arguments, recipe_with_changes
 from i2m2.errors import UserError
-from i2m2.experiment import FINETUNED_METHODS, Experiment, Recipe, StageChanges
-from i2m2.training.comparison import Comparison, RunOptions
-from i2m2.training.scale import ScaleConfig
+from i2m2.experiment import Experiment
+from i2m2.orchestration.options import RunOptions
+from i2m2.training.trainer_options import DEFAULTS as TRAINER_DEFAULTS
+from i2m2.training.trainer_options import RECIPE_OWNED
 
-# Run options with their types and help; their names on the command line use dashes.
-RUN_OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "seeds": (int, 3, "number of seeds; seed k is one full comparison"),
-    "first_seed": (int, 0, "the first seed: runs seeds first-seed .. first-seed + seeds - 1"),
-    "out": (str | None, None, "run folder (default: runs/<experiment>-<time>)"),  # str: '' is refused
-    "methods": (
-        str,
-        None,
-        "rows to produce, e.g. unimodal:image intra inter i2m2 (default: the experiment's, usually all)",
-    ),
-    "fusion": (str, None, "inter experts to compare, e.g. late lrtf (default: the experiment's)"),
-    "data_dir": (Path | None, None, "the dataset folder, for experiments that read files"),
-    "max_epochs": (int | None, None, "override every stage's epochs (quick looks, smoke tests)"),
-    "num_workers": (int, 0, "DataLoader worker processes per job (data read lazily from disk)"),
-    "threads": (int | None, None, "torch threads on CPU (default: one fewer than the cores, at least 1)"),
-}
-FLAGS = {
-    "from_scratch": "train intra and I2M2 jointly from random init (the paper's Table 5 ablation)",
-    "prior_correction": "exact Eq. (3): remove the K-1 extra copies of p(y) from products of K experts",
-    "all_subsets": "one inter expert per subset of two or more modalities (paper Section 5; M >= 3)",
-    "resume": "continue the run in --out, skipping finished jobs",
-}
-LIST_OPTIONS = ("methods", "fusion")
-RECIPE_OPTIONS = ("trainer", "pretrain", "finetune", "experts", "finetune_methods")
-
-
-def flag() -> Any:
-    """A boolean option given as a bare flag (``--resume``)."""
-    return ActionYesNo(no_prefix=None)  # type: ignore[arg-type]
-
-
-def factory_options(factory: ExperimentFactory) -> dict[str, inspect.Parameter]:
-    """The factory's keyword arguments that become options (``data_dir`` is the run's ``--data-dir``)."""
-    params = inspect.signature(factory).parameters
-    return {n: p for n, p in params.items() if n != "data_dir" and p.kind is not p.VAR_KEYWORD}
+# RunOptions fields the command line does not set directly (the Trainer group and the factory's options).
+NOT_OPTIONS = {"trainer", "experiment_options"}
+CLI_OPTIONS = ("out", "threads")
 
 
 def build_run_parser(prog: str, factory: ExperimentFactory | None, positional: bool = True) -> ArgumentParser:
+    """The parser of ``i2m2 run``: RunOptions, the recipe's changes, the Trainer and the factory's options."""
+    import lightning.pytorch as pl
+
     parser = ArgumentParser(
         prog=prog,
         exit_on_error=False,
         description="Train every method of an experiment over several seeds with the paper's two-stage "
         "recipe; write results.json/.csv/.md, a chart, checkpoints, learning curves and per-example "
-        "test predictions into --out.",
+        "test predictions into --out. Options take dashes or underscores.",
     )
     if positional:
         parser.add_argument(
             "experiment", help="a name from 'i2m2 experiments', FILE.py:FACTORY or MODULE:FACTORY"
         )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of these options")
+    parser.add_class_arguments(RunOptions, None, skip=NOT_OPTIONS)
     parser.add_argument(
-        "--print-config",
-        action=flag(),
-        default=False,
-        help="print the resolved options as YAML and exit",
-    )
-    for name, (kind, default, text) in RUN_OPTIONS.items():
-        extra: dict[str, Any] = {"nargs": "+"} if name in LIST_OPTIONS else {}
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=text, **extra)
-    for name, text in FLAGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), action=flag(), default=False, help=text)
-    parser.add_argument(
-        "--trainer", type=ScaleConfig, default=ScaleConfig(), help="Lightning Trainer scale-out"
+        "--out", type=str | None, default=None, help="run folder (default: runs/<name>-<time>)"
     )
     parser.add_argument(
-        "--pretrain", type=StageChanges, default=StageChanges(), help="stage-1 changes, every expert"
+        "--threads", type=int | None, default=None, help="torch threads on CPU (default: cores - 1, >= 1)"
     )
-    parser.add_argument("--finetune", type=StageChanges, default=StageChanges(), help="stage-2 changes")
-    parser.add_argument(
-        "--experts",
-        type=dict[str, StageChanges],
-        default={},
-        help="stage-1 changes per expert (a modality or inter)",
-    )
-    parser.add_argument(
-        "--finetune-methods",
-        type=dict[str, StageChanges],
-        default={},
-        help="stage-2 changes per method (intra or i2m2), applied after --finetune",
-    )
+    add_recipe_arguments(parser)
+    parser.add_class_arguments(pl.Trainer, "trainer", skip=set(RECIPE_OWNED))
+    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
     if factory is not None:
-        hints = get_type_hints(factory)
-        for name, param in factory_options(factory).items():
-            if name in RUN_OPTIONS or name in FLAGS or name in RECIPE_OPTIONS:
-                raise UserError(f"experiment option '{name}' clashes with an 'i2m2 run' option; rename it")
-            default = None if param.default is inspect.Parameter.empty else param.default
-            kind, extra = option_type(hints.get(name, Any))
-            parser.add_argument(
-                "--" + name.replace("_", "-"),
-                type=kind,
-                default=default,
-                **extra,
-                required=param.default is inspect.Parameter.empty,
-                help=f"option of this experiment (default: {default})",
-            )
+        taken = {n for a in parser._actions for n in [a.dest.split(".")[0]]}
+        clashes = sorted(set(factory_options(factory)) & taken)
+        if clashes:
+            raise UserError(f"experiment option(s) {clashes} clash with 'i2m2 run' options; rename them")
+        parser.add_function_arguments(factory, None, skip={"data_dir"})
     return parser
 
 
-def option_type(hint: Any) -> tuple[Any, dict[str, Any]]:
-    """A list option takes its items as separate words (``--tasks a b``), like the run's ``--methods``."""
-    args = (
-        [a for a in get_args(hint) if a is not type(None)]
-        if get_origin(hint) in (Union, UnionType)
-        else [hint]
-    )
-    if len(args) == 1 and get_origin(args[0]) is list and len(get_args(args[0])) == 1:
-        return get_args(args[0])[0], {"nargs": "+"}
-    return hint, {}
+def factory_options(factory: ExperimentFactory) -> dict[str, inspect.Parameter]:
+    """The factory's keyword arguments that become options (``data_dir`` is the run's ``--data_dir``)."""
+    params = inspect.signature(factory).parameters
+    return {n: p for n, p in params.items() if n != "data_dir" and p.kind is not p.VAR_KEYWORD}
+
+
+def canonical_argv(argv: list[str], parser: ArgumentParser, factory: ExperimentFactory | None) -> list[str]:
+    """``argv`` as jsonargparse reads it: dashes to underscores, bare flags (``--resume``) to ``=true`` and
+    list options given as separate words (``--methods intra i2m2``) to one list."""
+    names = {a.dest for a in parser._actions} | set(RECIPE_OPTIONS) | {"print_config"}
+    tops = {n.split(".")[0] for n in names}
+    argv = underscored(argv, names)
+    argv = [_underscored_group(a, tops) for a in argv]
+    flags, lists = _flag_and_list_options(factory)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        option = token.removeprefix("--")
+        if token.startswith("--") and "=" not in token and option in flags:
+            following = argv[i + 1].lower() if i + 1 < len(argv) else ""
+            out.append(token if following in ("true", "false") else f"{token}=true")
+        elif token.startswith("--") and "=" not in token and option in lists:
+            values = []
+            while i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                values.append(argv[i + 1])
+                i += 1
+            out.append(f"{token}={json.dumps(values)}")
+        else:
+            out.append(token)
+        i += 1
+    return out
+
+
+def _underscored_group(token: str, tops: set[str]) -> str:
+    """``--finetune-methods.intra.lr`` -> ``--finetune_methods.intra.lr`` (a nested option's group)."""
+    if not token.startswith("--") or "." not in token.partition("=")[0]:
+        return token
+    option, equals, value = token.partition("=")
+    head, _, rest = option[2:].partition(".")
+    if head.replace("-", "_") in tops:
+        return f"--{head.replace('-', '_')}.{rest.replace('-', '_')}{equals}{value}"
+    return token
+
+
+def _flag_and_list_options(factory: ExperimentFactory | None) -> tuple[set[str], set[str]]:
+    hints: dict[str, Any] = {f.name: f.type for f in fields(RunOptions) if f.name not in NOT_OPTIONS}
+    hints = {n: get_type_hints(RunOptions).get(n, t) for n, t in hints.items()}
+    if factory is not None:
+        factory_hints = get_type_hints(factory)
+        hints |= {n: factory_hints.get(n, Any) for n in factory_options(factory)}
+    flags = {n for n, h in hints.items() if _without_none(h) is bool}
+    lists = {n for n, h in hints.items() if get_origin(_without_none(h)) is list}
+    return flags, lists
+
+
+def _without_none(hint: Any) -> Any:
+    if get_origin(hint) in (Union, UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else hint
+    return hint
 
 
 def experiment_ref(argv: list[str]) -> str | None:
-    """The positional EXPERIMENT of ``i2m2 run``'s arguments, if any."""
-    for token in argv:
+    """The positional EXPERIMENT of ``i2m2 run``'s arguments: the first word that is no option's value."""
+    flags, lists = _flag_and_list_options(None)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
         if not token.startswith("-"):
             return token
-        if token in ("--config",):
-            return None  # a value follows; the experiment must come first
+        option = token.removeprefix("--").replace("-", "_")
+        if "=" in token or option in flags or token in ("-h", "--help") or option == "print_config":
+            i += 1
+        elif option in lists:
+            return None  # its values run up to the next option: the experiment must come first
+        else:
+            i += 2  # the option's value
     return None
-
-
-def resolved_recipe(experiment: Experiment, values: Any) -> Recipe:
-    """The experiment's recipe with the user's changes applied; expert names are checked."""
-    base = experiment.recipe
-    return Recipe(
-        pretrain=values.pretrain.applied_to(base.pretrain),
-        finetune=values.finetune.applied_to(base.finetune),
-        experts=merged_changes(
-            base.experts, values.experts, {*experiment.modalities, "inter"}, "--experts: unknown expert(s)"
-        ),
-        finetune_methods=merged_changes(
-            base.finetune_methods,
-            values.finetune_methods,
-            set(FINETUNED_METHODS),
-            "--finetune-methods: unknown method(s)",
-        ),
-    )
-
-
-def merged_changes(
-    base: dict[str, StageChanges], given: dict[str, StageChanges] | None, known: set[str], unknown_text: str
-) -> dict[str, StageChanges]:
-    """The recipe's per-name changes with the user's on top (a field the user sets wins)."""
-    changes = dict(given or {})
-    unknown = sorted(set(changes) - known)
-    if unknown:
-        raise UserError(f"{unknown_text} {unknown}; expected some of {sorted(known)}")
-    merged = dict(base)
-    for name, change in changes.items():
-        old = merged.get(name, StageChanges())
-        merged[name] = StageChanges(
-            **{
-                f.name: v if (v := getattr(change, f.name)) is not None else getattr(old, f.name)
-                for f in fields(StageChanges)
-            }
-        )
-    return merged
 
 
 def default_threads() -> int:
@@ -198,12 +167,20 @@ def default_threads() -> int:
     return max(1, cores - 1)
 
 
+def trainer_options(values: Namespace) -> dict[str, Any]:
+    """The Trainer arguments given (those that differ from ``lightning.pytorch.Trainer``'s defaults)."""
+    import lightning.pytorch as pl
+
+    defaults = {n: p.default for n, p in inspect.signature(pl.Trainer.__init__).parameters.items()}
+    given = values.trainer.as_dict() if isinstance(values.trainer, Namespace) else dict(values.trainer or {})
+    return {k: v for k, v in given.items() if k in defaults and v != defaults[k]}
+
+
 def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> int:
     ref = "synthetic" if demo else experiment_ref(argv)
     if ref is None:
-        parser = build_run_parser(prog, None)
         if any(a in ("-h", "--help") for a in argv):
-            parser.print_help()
+            build_run_parser(prog, None).print_help()
             print("\nexperiments: " + ", ".join(experiment_names()))
             return 0
         raise UserError(
@@ -211,56 +188,49 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         )
     factory = get_factory(ref)
     parser = build_run_parser(prog, factory, positional=not demo)
-    values = parser.instantiate(parser.parse_args(argv))
+    argv = canonical_argv(argv, parser, factory)
+    for token in argv:
+        owned = token.partition("=")[0].removeprefix("--trainer.")
+        if token.startswith("--trainer.") and owned in RECIPE_OWNED:
+            raise UserError(f"--trainer.{owned}: set by {RECIPE_OWNED[owned]}, not by a Trainer option")
+    print_config = any(a == "--print_config" or a.startswith("--print_config=") for a in argv)
+    argv = [a for a in argv if not (a == "--print_config" or a.startswith("--print_config="))]
+    values = parser.parse_args(argv)
     options = {n: values[n] for n in factory_options(factory)}
     if "data_dir" in inspect.signature(factory).parameters:
         options["data_dir"] = values.data_dir
-    for name in ("data_dir",):
-        path = values[name]
-        if path is not None and not Path(path).exists():
-            raise UserError(f"--data-dir {path}: no such file or folder")
+    if values.data_dir is not None and not Path(values.data_dir).exists():
+        raise UserError(f"--data_dir {values.data_dir}: no such file or folder")
     experiment = build_experiment(factory, ref, **options)
-    recipe = resolved_recipe(experiment, values)
-    scale = values.trainer
-    if values.print_config:
-        skip = ("config", "print_config", "experiment", "__path__")
-        resolved = {k: v for k, v in vars(values).items() if k not in skip and not k.startswith("__")}
-        resolved |= {"pretrain": asdict(recipe.pretrain), "finetune": asdict(recipe.finetune)}
-        for key in ("experts", "finetune_methods"):
-            resolved[key] = {
-                n: {k: v for k, v in asdict(c).items() if v is not None}
-                for n, c in getattr(recipe, key).items()
-            }
+    experiment.recipe = recipe_with_changes(experiment, *(values[k] for k in RECIPE_OPTIONS))
+    run = RunOptions(
+        **{f.name: values[f.name] for f in fields(RunOptions) if f.name not in NOT_OPTIONS},
+        trainer=trainer_options(values),
+        experiment_options={k: v for k, v in options.items() if k != "data_dir"},
+    )
+    if print_config:
         print(f"# {experiment.name}: {experiment.description}")  # a comment: --config ignores it
-        print(yaml.safe_dump(_plain(resolved), sort_keys=False), end="")
+        print(yaml.safe_dump(resolved_config(values, run, experiment, factory), sort_keys=False), end="")
         return 0
-    experiment.recipe = recipe
     threads = values.threads if values.threads is not None else default_threads()
     if threads < 1:
         raise UserError(f"--threads: expected an integer >= 1, got {threads}")
     import torch
 
-    torch.set_num_threads(threads)
-    run = RunOptions(
-        seeds=values.seeds,
-        first_seed=values.first_seed,
-        methods=values.methods,
-        fusion=values.fusion,
-        data_dir=values.data_dir,
-        max_epochs=values.max_epochs,
-        from_scratch=values.from_scratch,
-        prior_correction=values.prior_correction,
-        all_subsets=values.all_subsets,
-        resume=values.resume,
-        num_workers=values.num_workers,
-        scale=scale,
-        experiment_options={k: v for k, v in options.items() if k != "data_dir"},
-    )
+    from i2m2.orchestration.comparison import Comparison
     from i2m2.runs.folder import RunFolder
 
+    torch.set_num_threads(threads)
     default_out = Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = values.out if values.out is not None else default_out
-    results = Comparison(experiment, RunFolder(out, run.resume), run, epoch_progress=not demo).run()
+    comparison = Comparison(
+        experiment,
+        RunFolder(out, run.resume),
+        run,
+        epoch_progress=not demo,
+        experiment_ref=ExperimentRef.of(ref, **options),
+    )
+    results = comparison.run()
     if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports
         return 0
     sections = (Path(out) / "results.md").read_text().split("\n## ")
@@ -271,8 +241,29 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     return 0
 
 
+def resolved_config(
+    values: Namespace, run: RunOptions, experiment: Experiment, factory: ExperimentFactory
+) -> dict[str, Any]:
+    """What ``--print_config`` writes: every option as this run resolves it, readable by ``--config``."""
+    resolved: dict[str, Any] = {
+        f.name: getattr(run, f.name) for f in fields(RunOptions) if f.name not in NOT_OPTIONS
+    }
+    resolved |= {n: values[n] for n in CLI_OPTIONS}
+    resolved |= {n: values[n] for n in factory_options(factory)}
+    recipe = experiment.recipe
+    resolved |= {"pretrain": asdict(recipe.pretrain), "finetune": asdict(recipe.finetune)}
+    for key in ("experts", "finetune_methods"):
+        resolved[key] = {
+            n: {k: v for k, v in asdict(c).items() if v is not None} for n, c in getattr(recipe, key).items()
+        }
+    resolved["trainer"] = run.trainer
+    return _plain(resolved)
+
+
 def _plain(value: Any) -> Any:
-    """Values YAML can write: paths as strings, dataclasses as dicts."""
+    """Values YAML can write: paths as strings, dataclasses and namespaces as dicts."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -84,6 +84,12 @@ class FastMRISlices(Dataset[tuple[dict[str, Tensor], Tensor]]):
             images = read_slices(volume, [slice_index], self.prep, self.modalities)[0]
         else:
             images = np.array(self._cached(volume)[slice_index])
+        finite = np.isfinite(images.reshape(len(self.modalities), -1)).all(1)
+        if not finite.all():  # checked where each slice is read: a damaged volume names itself
+            raise DataError(
+                f"{volume.path}: slice {slice_index} gives NaN or infinite values in "
+                f"'{self.modalities[int(np.argmin(finite))]}'; expected finite k-space (a damaged volume?)"
+            )
         inputs = {m: torch.from_numpy(images[c : c + 1].copy()) for c, m in enumerate(self.modalities)}
         return inputs, self.labels[index]
 

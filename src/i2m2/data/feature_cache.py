@@ -27,6 +27,7 @@ from torch import Tensor
 
 from i2m2.atomic import atomic_write, atomic_write_text
 from i2m2.data.multimodal_dataset import MultimodalDataset
+from i2m2.errors import DataError
 
 T = TypeVar("T")
 
@@ -141,20 +142,31 @@ class FeatureDataset(MultimodalDataset):
         self.extras = dict(extras or {})
 
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Tensor]:
-        item = {
-            m: torch.from_numpy(np.array(x[self.rows[m][index].numpy()])) for m, x in self.features.items()
-        }
+        item = {m: self._read(m, x, self.rows[m][index]) for m, x in self.features.items()}
         item.update({k: v[index] for k, v in self.extras.items()})
         return item, self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[dict[str, Tensor], Tensor]:
         """A whole batch with one fancy-indexed read per modality (as :class:`MultimodalDataset` does)."""
         index = torch.as_tensor(indices, dtype=torch.long)
-        batch = {
-            m: torch.from_numpy(np.array(x[self.rows[m][index].numpy()])) for m, x in self.features.items()
-        }
+        batch = {m: self._read(m, x, self.rows[m][index]) for m, x in self.features.items()}
         batch.update({k: v[index] for k, v in self.extras.items()})
         return batch, self.labels[index]
+
+    @staticmethod
+    def _read(modality: str, features: np.ndarray, rows: Tensor) -> Tensor:
+        """The feature rows ``rows`` as a tensor, checked where they are read (the file may change under a
+        memory map, and is never read whole): a :class:`DataError` naming the file and the row."""
+        values = np.array(features[rows.numpy()])
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            flat = rows.reshape(-1).numpy()
+            finite = np.isfinite(values.reshape(len(flat), -1)).all(1)
+            source = getattr(features, "filename", None) or "in-memory features"
+            raise DataError(
+                f"{source}: modality '{modality}' feature row {int(flat[np.argmin(finite)])} holds NaN or "
+                "infinite values; expected finite features (delete the cached file to compute it again)"
+            )
+        return torch.from_numpy(values)
 
     @property
     def modalities(self) -> tuple[str, ...]:

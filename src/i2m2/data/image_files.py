@@ -50,8 +50,11 @@ def resize_to_tensor(size: int) -> ImageTransform:
 
 
 def load_image(path: Path, transform: ImageTransform) -> Tensor:
-    """``transform(open_image(path))``."""
-    return transform(open_image(path))
+    """``transform(open_image(path))``, checked finite where it is read (a transform can divide by zero)."""
+    image = transform(open_image(path))
+    if isinstance(image, Tensor) and image.is_floating_point() and not torch.isfinite(image).all():
+        raise DataError(f"{path}: the image transform gave NaN or infinite values; expected finite pixels")
+    return image
 
 
 def check_files_exist(paths: list[Path], what: str) -> None:

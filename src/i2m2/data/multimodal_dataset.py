@@ -36,6 +36,7 @@ class MultimodalDataset(Dataset[tuple[dict[str, Tensor], Tensor]]):
         self.inputs = {m: _as_model_dtype(x) for m, x in inputs.items()}
         self.labels = labels.long()
         self.groups = groups
+        self._values_checked = False  # set by DataSplits, which checks every value once
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -83,13 +84,61 @@ class DataSplits:
     num_classes: int
 
     def __post_init__(self) -> None:
+        """Every label in range and every in-memory value finite, checked once here, so no training step
+        pays for a check and no later batch can hold what the first batch's checks would have refused."""
         for name in ("train", "val", "test"):
-            labels = getattr(self, name).labels
-            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"{name} labels: expected values in 0..{self.num_classes - 1}, got range "
-                    f"{int(labels.min())}..{int(labels.max())}"
-                )
+            dataset = getattr(self, name)
+            check_labels_in_range(name, dataset.labels, self.num_classes)
+            check_finite_values(name, dataset)
+
+
+def check_labels_in_range(split: str, labels: Tensor, num_classes: int) -> None:
+    """A ValueError naming the split and the first row whose label is outside ``0..num_classes-1``."""
+    if not len(labels):
+        return
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        row = int(bad.reshape(len(labels), -1).any(1).nonzero()[0, 0])
+        raise ValueError(
+            f"{split} labels: expected values in 0..{num_classes - 1}, got range "
+            f"{int(labels.min())}..{int(labels.max())} (first bad label {labels[row].tolist()} at row {row})"
+        )
+
+
+def check_finite_values(split: str, dataset: MultimodalDataset) -> None:
+    """A ValueError naming the split, modality and first row holding NaN or an infinity.
+
+    Runs once per dataset object (a split checked for one group is not checked again for the next).
+    Only the tensors held in memory are checked; datasets that read examples from files check each
+    example where they read it.
+    """
+    if getattr(dataset, "_values_checked", False):
+        return
+    for name, x in dataset.inputs.items():
+        row = first_non_finite_row(x)
+        if row is not None:
+            raise ValueError(
+                f"{split} split, modality '{name}': row {row} holds NaN or infinite values; expected "
+                "finite numbers (clean or drop that example)"
+            )
+    dataset._values_checked = True
+
+
+def first_non_finite_row(x: Tensor) -> int | None:
+    """The index of the first example of ``x`` (example axis first) holding NaN or inf; ``None`` if none.
+
+    Integer and bool tensors are always finite. Large tensors are checked in chunks of rows, so the check
+    needs no second copy of the data.
+    """
+    if not (x.is_floating_point() or x.is_complex()) or x.numel() == 0:
+        return None
+    per_row = max(1, x[0].numel())
+    step = max(1, (1 << 24) // per_row)
+    for start in range(0, len(x), step):
+        finite = torch.isfinite(x[start : start + step]).reshape(-1, per_row).all(1)
+        if not finite.all():
+            return start + int((~finite).nonzero()[0, 0])
+    return None
 
 
 def split_by_fraction(

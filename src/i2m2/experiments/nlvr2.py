@@ -29,13 +29,13 @@ from i2m2.data.multimodal_dataset import DataSplits
 from i2m2.data.nlvr2 import MODALITIES, NUM_CLASSES, load_nlvr2, read_nlvr2_split
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Recipe, StageConfig
-from i2m2.experiments.vl_towers import Towers
 from i2m2.models.encoders.cnn import SmallCNN
 from i2m2.models.encoders.pair import PairEncoder
 from i2m2.models.encoders.text import QuestionEncoder
 from i2m2.models.expert import Expert
 from i2m2.models.fusion import LateFusion
 from i2m2.models.mlp import MLP
+from i2m2.models.vl_towers import Towers
 
 RecipeName = Literal["paper", "authors-code", "scratch"]
 
@@ -164,4 +164,5 @@ def nlvr2(
         build_inter={"lf": build.inter},
         recipe=RECIPES[chosen],
         needs_data_dir=True,
+        analyses=("entropy", "rescue", "groups", "missing", "sweep", "examples_nlvr2"),  # + Figure 5
     )

@@ -31,7 +31,7 @@ from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.data.vqa_vs import MODALITIES, OOD_SUBSETS, load_vqa_vs, training_answer_counts
 from i2m2.errors import DataError, UserError
 from i2m2.experiment import Experiment, Recipe, StageConfig
-from i2m2.experiments.vl_towers import Towers
+from i2m2.models.vl_towers import Towers
 from i2m2.objectives.vqa import OOD_KEY, VQAObjective
 
 RecipeName = Literal["paper", "authors-code"]
@@ -159,4 +159,6 @@ def vqa_vs(
         monitor="vqa_score",
         group_names=OOD_SUBSETS,
         objective=VQAObjective(OOD_SUBSETS),
+        # the generic ones, Table 3 / Figure C.6 from the ood_* metrics, Figure 5 re-read from data_dir
+        analyses=("entropy", "rescue", "groups", "missing", "sweep", "ood_splits", "examples_vqa_vs"),
     )

@@ -1,10 +1,11 @@
-"""Heads on top of pretrained features: an MLP for one modality, and a fused-features inter expert.
+"""Heads on top of pretrained features: an MLP for one modality, and the experts built from them.
 
 ``MLPHead`` is ``Linear -> LayerNorm -> GELU -> Linear`` (the VQA classifier of FIBER/METER). With
 cached backbone features (:mod:`i2m2.data.feature_cache`) each modality is a ``(batch, D)`` vector, so
-an intra-modality expert is ``UnimodalExpert(m, MLPHead(D, C))`` and the inter-modality expert is
-:class:`FusedFeaturesExpert` over several modalities. A modality of shape ``(batch, 2, D)`` (the two
-images of an NLVR2 pair) is flattened, which joins the pair's features in a fixed left/right order.
+an intra-modality expert is ``UnimodalExpert(m, MLPHead(D, C))`` and the inter-modality expert is early
+fusion of the features, ``EarlyFusion(modalities, MLPHead(sum D, C), flatten=True)``. A modality of
+shape ``(batch, 2, D)`` (the two images of an NLVR2 pair) is flattened, which joins the pair's features
+in a fixed left/right order.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from i2m2.models.expert import Batch, Expert, UnimodalExpert, feature_concat
+from i2m2.models.expert import Expert, UnimodalExpert
+from i2m2.models.fusion.early import EarlyFusion
 
 
 class MLPHead(nn.Sequential):
@@ -43,26 +45,10 @@ class MLPHead(nn.Sequential):
         return super().forward(x)
 
 
-class FusedFeaturesExpert(Expert):
-    """Inter-modality expert on precomputed features: ``head(concat(x_m for m in modalities))``.
-
-    Args:
-        head: maps the concatenated (flattened) features to logits.
-        modalities: the batch keys it reads, in concatenation order.
-    """
-
-    def __init__(self, modalities: tuple[str, ...] | list[str], head: nn.Module) -> None:
-        super().__init__(modalities)
-        self.head = head
-
-    def forward(self, batch: Batch) -> Tensor:
-        return self.head(feature_concat([batch[m] for m in self.modalities]))
-
-
 def feature_experts(
     feature_sizes: Mapping[str, int], num_classes: int, hidden: int | None = None, dropout: float = 0.0
 ) -> tuple[dict[str, Expert], Expert]:
-    """One :class:`MLPHead` expert per modality, and the fused inter expert over all of them.
+    """One :class:`MLPHead` expert per modality, and the early-fusion inter expert over all of them.
 
     Args:
         feature_sizes: modality -> flattened feature size (e.g. ``2 * D`` for an image pair).
@@ -76,7 +62,7 @@ def feature_experts(
     unimodal: dict[str, Expert] = {
         m: UnimodalExpert(m, MLPHead(d, num_classes, hidden, dropout)) for m, d in feature_sizes.items()
     }
-    inter = FusedFeaturesExpert(
-        list(feature_sizes), MLPHead(sum(feature_sizes.values()), num_classes, hidden, dropout)
+    inter = EarlyFusion(
+        tuple(feature_sizes), MLPHead(sum(feature_sizes.values()), num_classes, hidden, dropout), flatten=True
     )
     return unimodal, inter

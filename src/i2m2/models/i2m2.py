@@ -25,7 +25,7 @@ class I2M2(nn.Module):
         experts: intra-modality experts keyed by the modality they read. A plain module ``x -> logits``
             is wrapped as a :class:`UnimodalExpert`; an :class:`Expert` is used as is.
         inter: one inter-modality expert (named ``"inter"``) or several keyed by name (a dict or ModuleDict).
-        num_classes: the number of classes C; inferred from the first forward pass if not given.
+        num_classes: the number of classes C (needed to train; without it, experts must agree on C).
         log_prior: ``log p(y)`` from the training labels. When given, the exact Eq. (3) is used, which
             removes the prior that the K discriminative experts count K times (see
             :func:`product_of_experts`). Off by default, as in the authors' code.
@@ -111,6 +111,45 @@ class I2M2(nn.Module):
         Returns ``(logits, masks)``: logits ``(B, C)`` (``(B, T, C)`` with tasks) per expert that ran
         and, per expert, a boolean ``(B,)`` mask of the examples where all its modalities are present.
         """
+        inputs, present_rows, size = self._inputs(batch, present, allow_missing, check_values)
+        experts = self.named_experts()
+        logits: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
+        classes: int | None = None
+        for name, expert in experts.items():
+            # An expert that handles missing modalities itself (e.g. NullTokenFusion) runs on any subset.
+            handles_missing = getattr(expert, "handles_missing", False)
+            reads = [m for m in expert.modalities if m in batch]
+            if not reads if handles_missing else len(reads) < len(expert.modalities):
+                continue
+            rows = torch.stack([present_rows[m] for m in expert.modalities])
+            try:
+                if handles_missing:
+                    out = expert(inputs, present={m: present_rows[m] for m in reads})
+                else:
+                    out = expert(inputs)
+            except RuntimeError as err:
+                shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in reads}
+                raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
+            classes = self.num_classes if self.num_classes is not None else classes
+            check_logits(name, out, size, classes, self.num_tasks)
+            classes = out.shape[-1]  # without num_classes, every expert must agree with the first
+            logits[name] = out
+            masks[name] = rows.any(0) if handles_missing else rows.all(0)
+        if not logits:
+            raise ValueError(
+                f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}"
+            )
+        return logits, masks
+
+    def _inputs(
+        self,
+        batch: Batch,
+        present: Mapping[str, Tensor] | None,
+        allow_missing: bool,
+        check_values: bool,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
+        """The batch checked, absent rows zero-filled; each modality's present rows; the batch size."""
         if not isinstance(batch, Mapping):
             raise ValueError(
                 f"the batch must be a dict of modality name -> Tensor, got {type(batch).__name__}"
@@ -128,7 +167,6 @@ class I2M2(nn.Module):
             )
         allow_missing = allow_missing or present is not None
         size = batch_size_of(batch)
-        experts = self.named_experts()
         present_rows = {m: self._presence(m, batch, present, size) for m in self.modalities}
         inputs = dict(batch)
         for m in self.modalities:
@@ -144,38 +182,12 @@ class I2M2(nn.Module):
                     rows = present_rows[m].view(-1, *[1] * (batch[m].dim() - 1))
                     inputs[m] = torch.where(rows, batch[m], torch.zeros_like(batch[m]))
             elif not allow_missing:
-                readers = [n for n, e in experts.items() if m in e.modalities]
+                readers = [n for n, e in self.named_experts().items() if m in e.modalities]
                 raise ValueError(
                     f"modality '{m}' is missing from the batch (needed by expert(s) {readers}); "
                     f"the batch has {sorted(batch)}. Pass a presence mask to leave those experts out."
                 )
-        logits: dict[str, Tensor] = {}
-        masks: dict[str, Tensor] = {}
-        for name, expert in experts.items():
-            # An expert that handles missing modalities itself (e.g. NullTokenFusion) runs on any subset.
-            handles_missing = getattr(expert, "handles_missing", False)
-            reads = [m for m in expert.modalities if m in batch]
-            if not reads if handles_missing else len(reads) < len(expert.modalities):
-                continue
-            rows = torch.stack([present_rows[m] for m in expert.modalities])
-            try:
-                if handles_missing:
-                    out = expert(inputs, present={m: present_rows[m] for m in reads})
-                else:
-                    out = expert(inputs)
-            except RuntimeError as err:
-                shapes = {m: (tuple(batch[m].shape), str(batch[m].dtype)) for m in reads}
-                raise ValueError(f"expert '{name}' failed on its inputs {shapes}: {err}") from err
-            check_logits(name, out, size, self.num_classes, self.num_tasks)
-            if self.num_classes is None:
-                self.num_classes = out.shape[-1]
-            logits[name] = out
-            masks[name] = rows.any(0) if handles_missing else rows.all(0)
-        if not logits:
-            raise ValueError(
-                f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}"
-            )
-        return logits, masks
+        return inputs, present_rows, size
 
     def forward(
         self, batch: Batch, present: Mapping[str, Tensor] | None = None, allow_missing: bool = False

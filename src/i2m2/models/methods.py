@@ -1,7 +1,12 @@
-"""The paper's methods as selections from one bank of experts: unimodal:<m>, intra, inter, i2m2."""
+"""The paper's methods as selections from one bank of experts: unimodal:<m>, intra, inter, i2m2.
+
+This is the one home of method and row names. A run's rows are ``unimodal:<m>``, ``intra``, ``inter`` and
+``i2m2``; when an experiment compares several fusions they read ``inter[<fusion>]`` and ``i2m2[<fusion>]``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
@@ -13,6 +18,33 @@ from i2m2.models.i2m2 import I2M2, INTER
 
 UNIMODAL_PREFIX = "unimodal:"
 JOINT_METHODS = ("intra", "inter", "i2m2")
+# The products fine-tuned jointly in stage 2 from their stage-1 experts.
+STAGE2_METHODS = ("intra", "i2m2")
+_FUSED_ROW = re.compile(r"^(inter|i2m2)(?:\[(.+)\])?$")
+
+
+def method_base(row: str) -> str:
+    """``unimodal``, ``intra``, ``inter`` or ``i2m2`` of a row name (a fusion tag like ``[lf]`` dropped)."""
+    if row.startswith(UNIMODAL_PREFIX):
+        return "unimodal"
+    match = _FUSED_ROW.match(row)
+    return match.group(1) if match else row
+
+
+def row_fusion(row: str) -> str | None:
+    """The fusion a row names (``i2m2[lrtf]`` -> ``lrtf``), or ``None`` when it names none."""
+    match = _FUSED_ROW.match(row)
+    return match.group(2) if match else None
+
+
+def fused_row(base: str, fusion: str, tagged: bool) -> str:
+    """The row of ``inter`` or ``i2m2`` with ``fusion``: tagged when a run compares several fusions."""
+    return f"{base}[{fusion}]" if tagged else base
+
+
+def inter_row_of(i2m2_row: str) -> str:
+    """The stand-alone inter row an I2M2 row starts from: ``i2m2[lf]`` -> ``inter[lf]``."""
+    return "inter" + i2m2_row.removeprefix("i2m2")
 
 
 def method_names(modalities: Sequence[str]) -> list[str]:

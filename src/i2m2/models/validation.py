@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from i2m2.errors import UserError
+
+# Modality names become batch keys, module keys (no "."), and parts of file names (no "/", ":"), so
+# only identifiers are allowed: two names never map to one file and none breaks a ModuleDict.
+MODALITY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_MODALITY_NAMES = {"inter": "the inter-modality expert's name"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,24 @@ def check_modality(
         checked = value if rows is None else value[rows.to(value.device)]
         if not torch.isfinite(checked).all():
             raise ValueError(f"modality '{name}': contains NaN or infinite values")
+
+
+def check_modality_names(names: Iterable[object], where: str) -> None:
+    """Every name must be an identifier (letters, digits, underscores; no leading digit) and not reserved.
+
+    Raises:
+        UserError: one line naming ``where`` (an experiment, a file), the name, and what is allowed.
+    """
+    for name in names:
+        if not isinstance(name, str) or not MODALITY_NAME.fullmatch(name):
+            raise UserError(
+                f"{where}: modality name {name!r} cannot be used; expected letters, digits and "
+                "underscores, not starting with a digit (e.g. 'audio', 'view_2')"
+            )
+        if name in RESERVED_MODALITY_NAMES:
+            raise UserError(
+                f"{where}: modality name {name!r} cannot be used; it is {RESERVED_MODALITY_NAMES[name]}"
+            )
 
 
 def check_logits(

@@ -6,10 +6,12 @@ sums one weighted cross-entropy per finding), with weights from the *training* s
 so a rare finding's positives are not drowned by its negatives.
 
 Metrics: per-finding AUROC (``auroc_<finding>``) and their mean (``auroc``, the model-selection metric
-of the paper's Appendix B). Balanced accuracy needs a decision threshold: it is chosen per finding on the
-best epoch's *validation* predictions and applied unchanged to test (``balanced_acc_<finding>`` and the
-mean ``balanced_acc``). The authors' code picks the threshold on the set being scored, test included,
-which makes the test score optimistic; that is not done here.
+of the paper's Appendix B). A finding without positives (or without negatives) in the evaluated split has
+no AUROC: it is NaN and left out of the mean, which is NaN only when no finding has one. Balanced
+accuracy needs a decision threshold: it is chosen per finding on the best epoch's *validation*
+predictions and applied unchanged to test (``balanced_acc_<finding>`` and the mean ``balanced_acc``).
+The authors' code picks the threshold on the set being scored, test included, which makes the test
+score optimistic; that is not done here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAUROC, MultilabelAUROC
+from torchmetrics.utilities.data import dim_zero_cat
 
+from i2m2.metrics import both_classes, defined_mean, quietly
 from i2m2.models.validation import check_labels
 from i2m2.objectives import Objective
 
@@ -42,7 +46,8 @@ def class_weights_from_labels(labels: Tensor | np.ndarray, classes: int = 2) -> 
 
 
 class TaskAUROC(BinaryAUROC):
-    """AUROC of one task from ``(B, T, 2)`` probabilities and ``(B, T)`` labels."""
+    """AUROC of one task from ``(B, T, 2)`` probabilities and ``(B, T)`` labels; NaN (undefined, not 0)
+    when the task's labels are all positive or all negative."""
 
     def __init__(self, task: int) -> None:
         super().__init__()
@@ -51,15 +56,24 @@ class TaskAUROC(BinaryAUROC):
     def update(self, preds: Tensor, target: Tensor) -> None:
         super().update(preds[:, self.task, 1], target[:, self.task])
 
+    def compute(self) -> Tensor:  # type: ignore[override]  # torchmetrics' own AUROC does the same
+        value = quietly(super().compute)
+        return defined_mean(value.reshape(1), both_classes(dim_zero_cat(self.target)).reshape(1))
+
 
 class MeanAUROC(MultilabelAUROC):
-    """The mean over tasks of their AUROCs (macro average), from ``(B, T, 2)`` probabilities."""
+    """The mean over tasks of their AUROCs (macro average), from ``(B, T, 2)`` probabilities, over the
+    tasks whose labels hold both classes; NaN when no task's do."""
 
     def __init__(self, num_tasks: int) -> None:
-        super().__init__(num_labels=num_tasks, average="macro")
+        super().__init__(num_labels=num_tasks, average="none")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         super().update(preds[..., 1], target)
+
+    def compute(self) -> Tensor:  # type: ignore[override]  # torchmetrics' own AUROC does the same
+        per_task = quietly(super().compute)
+        return defined_mean(per_task, both_classes(dim_zero_cat(self.target)))
 
 
 def balanced_accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:

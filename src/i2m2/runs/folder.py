@@ -8,7 +8,7 @@
     results.json  results.csv  results.md     the tables (results.json is the stable contract)
     results.png                               the chart
     jobs/<group>__<method>__seed<k>.json      one finished job's record (test metrics, epochs, wall time)
-    checkpoints/<stem>.ckpt                   its best epoch (Lightning's ModelCheckpoint; state_dict and
+    checkpoints/<stem>.ckpt                   its best epoch (the model's state_dict under ``model.`` and
                                               plain hyperparameters, loadable with weights_only=True)
     logs/<stem>/metrics.csv                   its learning curve (Lightning's CSVLogger)
     predictions/<stem>.npz                    its per-example test predictions
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from i2m2.atomic import atomic_write_text
+from i2m2.atomic import atomic_write_text, save_checkpoint
 from i2m2.errors import DataError, UserError
 from i2m2.runs.plots import bar_chart
 from i2m2.runs.predictions import Predictions, job_stem, predictions_path, save_predictions
@@ -95,10 +95,10 @@ def run_record(
     identity |= {k: config.get(k) for k in IDENTITY_KEYS}
     if identity["data_dir"] is not None:
         identity["data_dir"] = str(Path(identity["data_dir"]).resolve())
-    identity["precision"] = (config.get("scale") or {}).get("precision")
+    identity["precision"] = str((config.get("trainer") or {}).get("precision", "32-true"))
     identity = json.loads(json.dumps(identity, default=str))  # plain JSON values (tuples -> lists)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    scope = {k: config.get(k) for k in ("seeds", "methods", "scale")}
+    scope = {k: config.get(k) for k in ("seeds", "methods", "trainer")}
     return {"identity": identity, "hash": digest, "scope": json.loads(json.dumps(scope, default=str))}
 
 
@@ -110,6 +110,19 @@ def differences(old: Any, new: Any, where: str = "") -> list[str]:
             out += differences(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
         return out
     return [] if old == new else [f"{where or 'record'} was {old!r}, now {new!r}"]
+
+
+def read_model_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The I2M2 model's state_dict from a job's checkpoint; a :class:`DataError` naming a bad file."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = checkpoint["state_dict"]
+    except Exception as err:  # truncated, foreign or not a checkpoint at all
+        raise DataError(
+            f"{path}: not a readable i2m2 checkpoint ({type(err).__name__}); delete it and its job record "
+            "to rerun the job"
+        ) from err
+    return {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
 
 
 class RunFolder:
@@ -306,17 +319,26 @@ class RunFolder:
         atomic_write_text(self.jobs / f"{stem}.json", json.dumps(record, indent=2) + "\n")
 
     def load_weights(self, stem: str) -> dict[str, torch.Tensor]:
-        """A finished job's model weights: the I2M2 model's state_dict, without the module's prefix."""
-        path = self.checkpoint(stem)
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            state = checkpoint["state_dict"]
-        except Exception as err:  # truncated, foreign or not a checkpoint at all
-            raise DataError(
-                f"{path}: not a readable i2m2 checkpoint ({type(err).__name__}); delete it and its job "
-                f"record {self.jobs / (stem + '.json')} to rerun the job"
-            ) from err
-        return {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+        """A finished job's model weights (the I2M2 model's state_dict)."""
+        return read_model_weights(self.checkpoint(stem))
+
+    def save_checkpoint(
+        self, stem: str, state_dict: dict[str, torch.Tensor], hyper_parameters: dict[str, Any]
+    ) -> None:
+        """The job's best weights as a Lightning-style checkpoint (the model's keys under ``model.``):
+        a state_dict and plain hyperparameters, loadable with ``weights_only=True``."""
+        prefixed = {MODEL_PREFIX + k: v for k, v in state_dict.items()}
+        save_checkpoint(
+            self.checkpoint(stem), prefixed, json.loads(json.dumps(hyper_parameters, default=str))
+        )
+
+    def save_curve(self, stem: str, curve: str) -> None:
+        """The job's learning curve (Lightning's CSVLogger's ``metrics.csv``); nothing when it is empty."""
+        target = self.log_dir(stem) / "metrics.csv"
+        if curve:
+            atomic_write_text(target, curve)
+        else:
+            target.unlink(missing_ok=True)  # a stale curve of an interrupted run of this job
 
     def save_predictions(self, group: str, method: str, seed: int, predictions: Predictions) -> None:
         save_predictions(predictions_path(self.path, group, method, seed), predictions)

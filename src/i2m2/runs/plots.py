@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from i2m2.atomic import atomic_write
+from i2m2.runs.results import UNDEFINED, is_defined
 
 # label -> one value per category (in the chart's units); drawn as a line across each category.
 References = Mapping[str, Sequence[float]]
@@ -42,22 +43,40 @@ def bar_chart(
             drawn as reference lines when ``metric`` is an accuracy.
     """
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    series = {}
-    for method in methods:
+    series, undefined = bar_values(rows, metric, groups)
+    references = accuracy_references(levels or {}, groups) if metric in ("acc", "accuracy") else {}
+    png = grouped_bars(
+        [g or metric for g in groups],
+        series,
+        f"test {metric} (%)",
+        title,
+        references=references,
+        undefined=undefined,
+    )
+    atomic_write(path, lambda f: f.write(png))
+
+
+def bar_values(
+    rows: Sequence[Mapping[str, Any]], metric: str, groups: Sequence[str]
+) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, list[bool]]]:
+    """Per method, the bars' means and stds in % (NaN: no bar), and which bars are undefined metrics.
+
+    A method not run in a group leaves a plain gap; a metric the test labels cannot define (``null``
+    in results.json) leaves a gap marked "n/a", never a bar of height 0.
+    """
+    series, undefined = {}, {}
+    for method in dict.fromkeys(r["method"] for r in rows):
         stats = [
             next((r["metrics"].get(metric) for r in rows if r["method"] == method and r["group"] == g), None)
             for g in groups
         ]
+        defined = [s is not None and is_defined(s.get("mean")) and is_defined(s.get("std")) for s in stats]
         series[method] = (
-            [100 * s["mean"] if s else np.nan for s in stats],
-            [100 * s["std"] if s else 0.0 for s in stats],
+            [100 * s["mean"] if s and ok else np.nan for s, ok in zip(stats, defined, strict=True)],
+            [100 * s["std"] if s and ok else 0.0 for s, ok in zip(stats, defined, strict=True)],
         )
-    references = accuracy_references(levels or {}, groups) if metric in ("acc", "accuracy") else {}
-    png = grouped_bars(
-        [g or metric for g in groups], series, f"test {metric} (%)", title, references=references
-    )
-    atomic_write(path, lambda f: f.write(png))
+        undefined[method] = [bool(s) and not ok for s, ok in zip(stats, defined, strict=True)]
+    return series, undefined
 
 
 def accuracy_references(levels: Mapping[str, Mapping[str, float]], categories: Sequence[str]) -> References:
@@ -78,6 +97,7 @@ def grouped_bars(
     title: str = "",
     hline: tuple[float, str] | None = None,
     references: References | None = None,
+    undefined: Mapping[str, Sequence[bool]] | None = None,
 ) -> bytes:
     """PNG bytes of bars ``series[label] = (means, stds)`` (one value per category), error bars = std.
 
@@ -89,6 +109,7 @@ def grouped_bars(
         hline: an optional reference line ``(value, label)``, e.g. the label entropy.
         references: label -> one level per category (e.g. chance and majority accuracy), each drawn
             as a labelled line; one straight line when the level is the same everywhere.
+        undefined: label -> per category, whether the value is undefined (its gap is marked "n/a").
     """
     width = 0.8 / max(len(series), 1)
     longest = max((len(line) for c in categories for line in c.splitlines()), default=1)
@@ -99,6 +120,11 @@ def grouped_bars(
     for i, (label, (means, stds)) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
         ax.bar(x + offset, means, width, yerr=stds, capsize=2, label=label)
+        for j, flagged in enumerate((undefined or {}).get(label, ())):
+            if flagged:  # an undefined metric: a marked gap, not a bar of height 0
+                ax.text(
+                    x[j] + offset, 0, UNDEFINED, ha="center", va="bottom", rotation=90, fontsize="x-small"
+                )
     if hline is not None:
         ax.axhline(hline[0], color="black", linestyle="--", linewidth=1, label=hline[1])
     for label, values in (references or {}).items():

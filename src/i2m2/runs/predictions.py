@@ -1,7 +1,8 @@
 """Per-example test predictions of a run, saved next to ``results.json`` for later analysis.
 
 One compressed ``.npz`` per (group, method, seed) under ``RUN_DIR/predictions/``; file name
-``{group or "all"}__{method}__seed{seed}.npz`` with characters outside ``[A-Za-z0-9_.+-]`` replaced by "-".
+``{group or "all"}__{method}__seed{seed}.npz`` with characters outside ``[A-Za-z0-9_.+-]`` replaced by "-"
+(:func:`job_stem`; a name that replacement could confuse with another gets a hash of its exact text).
 Arrays (float16 log-probabilities keep the files small):
 
 * ``labels``: int64 ``(N,)`` true test labels;
@@ -17,6 +18,7 @@ Arrays (float16 log-probabilities keep the files small):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -28,6 +30,11 @@ from i2m2.atomic import atomic_write
 from i2m2.errors import DataError
 
 PREDICTIONS_DIR = "predictions"
+# Names whose "-" replacement in job_stem is one-to-one (see there): a group of safe characters without
+# "__" and not ending in "_" (so the first "__" of a stem ends the group; "all" stands for no group), and
+# a method of the grammar: ``base``, ``base:modality`` or ``base[fusion]``.
+SAFE_GROUP = re.compile(r"(?!all\Z)(?!.*__)[A-Za-z0-9_.+-]*(?<!_)")
+GRAMMAR_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_]*(:[A-Za-z0-9_]+|\[[A-Za-z0-9_.+-]+\])?")
 
 
 @dataclass
@@ -42,8 +49,20 @@ class Predictions:
 
 
 def job_stem(group: str, method: str, seed: int) -> str:
-    """The file name stem shared by a job's record, checkpoint and predictions."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "-", f"{group or 'all'}__{method}__seed{seed}")
+    """The file name stem shared by a job's record, checkpoint and predictions; distinct jobs get
+    distinct stems.
+
+    Characters outside ``[A-Za-z0-9_.+-]`` become "-". That is one-to-one for the rows the method
+    grammar makes (``unimodal:<modality>``, ``inter[<fusion>]``: modality names are identifiers,
+    :func:`~i2m2.models.validation.check_modality_names`) and for groups of safe characters, so their
+    stems stay readable and those of earlier runs still resume. Any other group or method (``a/b`` and
+    ``a:b`` would both read ``a-b``) gets ``-`` plus a hash of the exact text appended.
+    """
+    text = f"{group or 'all'}__{method}__seed{seed}"
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+    if SAFE_GROUP.fullmatch(group) and GRAMMAR_METHOD.fullmatch(method):
+        return stem
+    return f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def predictions_path(run_dir: Path, group: str, method: str, seed: int) -> Path:

@@ -1,4 +1,10 @@
-"""Aggregate per-seed job metrics into the run's tables: results.json (the stable contract), .csv, .md."""
+"""Aggregate per-seed job metrics into the run's tables: results.json (the stable contract), .csv, .md.
+
+A metric the test labels cannot define (AUROC of a one-class test split, the VQA score of an empty
+subset; NaN from :mod:`i2m2.metrics`) is reported as undefined: ``null`` in results.json (its ``mean``,
+``std`` and that seed's ``per_seed`` entry) with a ``note`` saying why, ``n/a`` in results.csv and
+results.md, never bold and never the best of a column.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,38 @@ from i2m2.atomic import atomic_write_text
 TABLE_METRICS = ("acc", "balanced_acc", "auroc", "auprc")
 
 
-def summarize(per_seed: Sequence[float]) -> dict[str, Any]:
-    values = [float(v) for v in per_seed]
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": values}
+UNDEFINED = "n/a"
+# Why a metric can be undefined, by name prefix (the first that matches); the note in results.json.
+UNDEFINED_REASONS = (
+    ("auroc", "AUROC needs examples of a class and of another class in the test labels"),
+    ("auprc", "AUPRC needs positive examples (class 1) in the test labels"),
+    ("ood", "the OOD subset holds no test examples"),
+    ("vqa_score", "the split holds no examples"),
+    ("", "the metric is undefined on the test data (not a finite number)"),
+)
+
+
+def is_defined(value: Any) -> bool:
+    """Whether a metric value is a finite number (``None`` and NaN are undefined)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def summarize(per_seed: Sequence[float | None], metric: str = "") -> dict[str, Any]:
+    """Mean, std and the per-seed values; undefined (``None``, NaN, inf) seeds make mean and std ``None``
+    and add a ``note`` (the analyses read NaN for ``None``, so their arithmetic stays defined-or-NaN)."""
+    values = [float(v) if v is not None and is_defined(v) else None for v in per_seed]
+    defined = [v for v in values if v is not None]
+    if len(defined) == len(values):
+        return {"mean": float(np.mean(defined)), "std": float(np.std(defined)), "per_seed": defined}
+    undefined = sum(v is None for v in values)
+    reason = next(text for prefix, text in UNDEFINED_REASONS if metric.startswith(prefix))
+    note = f"undefined in {undefined} of {len(values)} seed(s): {reason}"
+    return {"mean": None, "std": None, "per_seed": values, "note": note}
+
+
+def defined_values(values: Sequence[float | None]) -> list[float]:
+    """Per-seed values for arithmetic: ``None`` (undefined) as NaN."""
+    return [float(v) if v is not None else float("nan") for v in values]
 
 
 def build_rows(
@@ -44,7 +79,9 @@ def build_rows(
             if not seeds:
                 continue
             names = job_metrics[(group, method, seeds[0])].keys()
-            metrics = {n: summarize([job_metrics[(group, method, s)][n] for s in seeds]) for n in names}
+            metrics = {
+                n: summarize([job_metrics[(group, method, s)].get(n) for s in seeds], n) for n in names
+            }
             row: dict[str, Any] = {"method": method, "group": group, "metrics": metrics}
             for cost in ("wall_time_s", "epochs"):
                 values = [costs.get((group, method, s), {}).get(cost) for s in seeds]
@@ -64,12 +101,26 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def best_means(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, float | None]:
+    """Per group, the highest defined mean of ``metric`` (``None`` when no row of the group has one);
+    an undefined mean is never the best."""
+    best: dict[str, float | None] = {}
+    for r in rows:
+        stats = r["metrics"].get(metric)
+        best.setdefault(r["group"], None)
+        if stats and is_defined(stats.get("mean")):
+            current = best[r["group"]]
+            best[r["group"]] = stats["mean"] if current is None else max(current, stats["mean"])
+    return best
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> str:
-    """Methods down, groups across, ``mean ± std`` in percent, the best mean per group in bold."""
+    """Methods down, groups across, ``mean ± std`` in percent, the best defined mean per group in bold;
+    an undefined metric reads ``n/a``."""
     groups = list(dict.fromkeys(r["group"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["group"]): r["metrics"].get(metric) for r in rows}
-    best = {g: max((c["mean"] for (m, gg), c in cell.items() if gg == g and c), default=None) for g in groups}
+    best = best_means(rows, metric)
     header = "| method | " + " | ".join(g or metric for g in groups) + " |"
     lines = [header, "|" + "---|" * (len(groups) + 1)]
     for method in methods:
@@ -79,10 +130,18 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> st
             if not c:
                 cells.append("")
                 continue
+            if not (is_defined(c.get("mean")) and is_defined(c.get("std"))):
+                cells.append(UNDEFINED)
+                continue
             text = f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}"
             cells.append(f"**{text}**" if c["mean"] == best[g] else text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def number(value: Any, digits: int = 6) -> str:
+    """A value for the CSV: fixed-point, or ``n/a`` when undefined."""
+    return f"{value:.{digits}f}" if is_defined(value) else UNDEFINED
 
 
 def levels_text(levels: Mapping[str, Mapping[str, float]]) -> str:
@@ -114,28 +173,41 @@ def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (a NaN that reached a config or a cost) as ``None``."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_results(
     out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]
 ) -> dict[str, Any]:
     """Write results.json, results.csv and results.md into ``out`` (each atomically); return the JSON."""
     results = {"experiment": experiment, "rows": rows, "config": config, "versions": package_versions()}
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    # strict JSON: an undefined value is null (summarize), never NaN, which JSON parsers outside Python reject
+    atomic_write_text(out / "results.json", json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n")
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["method", "group", "metric", "mean", "std", "seeds", "per_seed"])
+    writer.writerow(["method", "group", "metric", "mean", "std", "seeds", "per_seed", "note"])
     for row in rows:
         for name, m in row["metrics"].items():
-            per_seed = " ".join(f"{v:.6f}" for v in m["per_seed"])
+            per_seed = " ".join(number(v) for v in m["per_seed"])
             writer.writerow(
                 [
                     row["method"],
                     row["group"],
                     name,
-                    f"{m['mean']:.6f}",
-                    f"{m['std']:.6f}",
+                    number(m["mean"]),
+                    number(m["std"]),
                     len(m["per_seed"]),
                     per_seed,
+                    m.get("note", ""),
                 ]
             )
     atomic_write_text(out / "results.csv", buffer.getvalue())

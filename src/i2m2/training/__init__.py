@@ -1,1 +1,4 @@
-"""Training with Lightning: the LightningModule, DataModule, two-stage recipe and experiment runner."""
+"""The Lightning adapter: the LightningModule, the DataModule and one job's fit and test.
+
+What runs the jobs of a comparison (plan, job, driver, options, signals) is :mod:`i2m2.orchestration`.
+"""

@@ -1,8 +1,8 @@
-"""LightningDataModules: one over any train/val/test splits, and one over any experiment's data."""
+"""The LightningDataModule over any train/val/test splits (``i2m2 fit``'s over an experiment by name is
+:class:`i2m2.cli.experiment_modules.ExperimentDataModule`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -78,40 +78,3 @@ class SplitsDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self.test_dataloader()
-
-
-class ExperimentDataModule(SplitsDataModule):
-    """The data of any experiment, by name or ``FILE.py:FACTORY`` (``i2m2 run`` uses the same loader).
-
-    Args:
-        experiment: a name from ``i2m2 experiments``, ``path/to/file.py:factory`` or ``module:factory``.
-        group: the regime or task within the experiment (default: its first).
-        data_dir: the dataset folder, for experiments that read files.
-        seed: seeds the split and any sampling.
-        batch_size: examples per batch.
-        num_workers: DataLoader workers.
-    """
-
-    def __init__(
-        self,
-        experiment: str,
-        group: str | None = None,
-        data_dir: Path | None = None,
-        seed: int = 0,
-        batch_size: int = 64,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers)
-        self.experiment = experiment
-        self.group = group
-        self.data_dir = data_dir
-        self.seed = seed
-
-    def load_splits(self) -> Splits:
-        from i2m2.training.experiment_module import load_experiment
-
-        experiment = load_experiment(self.experiment, self.data_dir)
-        group = experiment.groups[0] if self.group is None else self.group
-        if group not in experiment.groups:
-            raise ValueError(f"--group: unknown group '{group}'; expected one of {list(experiment.groups)}")
-        return experiment.load_data(group, self.data_dir, self.seed)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -29,19 +30,55 @@ from i2m2.training.datamodule import SplitsDataModule
 from i2m2.training.finite import FiniteLoss
 from i2m2.training.lightning_module import MethodModule
 from i2m2.training.progress import EpochLogLines
-from i2m2.training.scale import ScaleConfig
 from i2m2.training.timing import PhaseTimer
+from i2m2.training.trainer_options import DEFAULTS, job_trainer_kwargs, uses_gpu
+
+
+@dataclass
+class FitSettings:
+    """How one job trains and what it keeps (every input of :func:`fit_and_test` but the model and data).
+
+    Args:
+        stage: optimizer, epochs, batch size, clipping, early stopping and BatchNorm mode.
+        seed: seeds the initial state of everything random in the job (batch order, dropout).
+        monitor: the validation metric that selects the best epoch (``acc``, ``auroc``, ``loss``, ...).
+        objective: loss and metrics (default: single-label classification); one whose test metrics are
+            calibrated on validation also gets the best epoch's validation predictions.
+        trainer: any ``lightning.pytorch.Trainer`` arguments (see :mod:`i2m2.training.trainer_options`).
+        predict: keep per-example test predictions.
+        scratch: the only folder the job writes (its best checkpoint and its CSV curve); ``None``: a temp
+            folder, removed afterwards.
+        job: plain facts about the job (experiment, method, group, seed), kept in its hyperparameters.
+        num_workers: DataLoader worker processes.
+        progress: ``bar`` (Lightning's, for a terminal), ``lines`` (one plain line per epoch) or ``none``.
+        label: what each epoch line starts with (the job, in a long comparison).
+        name: the job's name, the version of each logger the user asked for (``--trainer.logger``).
+    """
+
+    stage: StageConfig
+    seed: int = 0
+    monitor: str = "acc"
+    objective: Objective | None = None
+    trainer: dict[str, Any] = field(default_factory=dict)
+    predict: bool = True
+    scratch: Path | None = None
+    job: dict[str, Any] = field(default_factory=dict)
+    num_workers: int = 0
+    progress: Literal["bar", "lines", "none"] = "none"
+    label: str = ""
+    name: str = "job"
 
 
 @dataclass
 class FitResult:
-    """What a job leaves behind: test metrics on the best checkpoint, its weights and test predictions."""
+    """What a job leaves behind: test metrics of the best epoch, its weights, predictions and curve."""
 
     metrics: dict[str, float]
     state_dict: dict[str, torch.Tensor]
     predictions: Predictions | None
     epochs: int
-    checkpoint: Path | None
+    hyper_parameters: dict[str, Any] = field(default_factory=dict)
+    curve: str = ""  # the learning curve, CSV text as Lightning's CSVLogger writes it
     phases: dict[str, float] = field(default_factory=dict)  # seconds in train, val and test
 
 
@@ -58,129 +95,142 @@ def quiet_lightning() -> None:
     )
 
 
-def fit_and_test(
-    model: I2M2,
-    splits: Splits,
-    config: StageConfig,
-    seed: int,
-    monitor: str = "acc",
-    scale: ScaleConfig | None = None,
-    progress_bar: bool = False,
-    epoch_lines: str | None = None,
-    predict: bool = True,
-    checkpoint: Path | None = None,
-    log_dir: Path | None = None,
-    job: dict[str, Any] | None = None,
-    num_workers: int = 0,
-    objective: Objective | None = None,
-) -> FitResult:
-    """Train ``model`` with ``config``, select the best validation epoch, and evaluate it on test.
+def recipe_callbacks(
+    stage: StageConfig, monitor: str, job: dict[str, Any] | None = None
+) -> list[pl.Callback]:
+    """What a stage's settings ask of the Trainer beyond its arguments: BatchNorm at evaluation, a stop
+    on a non-finite loss, and early stopping when the stage has a patience (``i2m2 run`` and ``i2m2 fit``
+    both use this)."""
+    callbacks: list[pl.Callback] = [*batchnorm_callbacks(stage.bn_stats), FiniteLoss(job)]
+    if stage.patience is not None:
+        mode = "min" if monitor == "loss" else "max"
+        callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=stage.patience))
+    return callbacks
+
+
+def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResult:
+    """Train ``model`` with ``settings.stage``, select the best validation epoch, and evaluate it on test.
 
     Every evaluation runs in ``eval()`` mode (Lightning switches BatchNorm and dropout for validation and
-    test). The model's weights are the best checkpoint's when this returns.
-
-    Args:
-        checkpoint: where ``ModelCheckpoint`` keeps the best epoch (``.../NAME.ckpt``); ``None`` keeps it
-            in memory only (``ModelCheckpoint`` in a folder Lightning picks, removed afterwards).
-        log_dir: where ``CSVLogger`` writes the learning curve (``metrics.csv``); ``None`` for none.
-        epoch_lines: when not None, print one plain line per epoch starting with it (logs, CI).
-        job: plain facts kept in the checkpoint's hyperparameters.
-        objective: loss and metrics (default: single-label classification); one whose test metrics are
-            calibrated on validation also gets the best epoch's validation predictions.
+    test). The model's weights are the best epoch's when this returns. Nothing is written outside
+    ``settings.scratch`` (or a temp folder), except by loggers the user asked for.
     """
-    pl.seed_everything(seed, workers=True, verbose=False)
-    scale = scale or ScaleConfig()
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    stage = settings.stage
     module = MethodModule(
-        model,
-        splits.num_classes,
-        config.optimizer,
-        config.lr,
-        config.weight_decay,
-        config.momentum,
-        job=job,
-        objective=objective,
+        model, stage.optimizer, stage.lr, stage.weight_decay, stage.momentum, settings.job, settings.objective
     )
-    module.step_logging = progress_bar
+    module.step_logging = settings.progress == "bar"
     data = SplitsDataModule(
-        splits, batch_size=config.batch_size, num_workers=num_workers, pin_memory=scale.uses_gpu()
+        splits,
+        batch_size=stage.batch_size,
+        num_workers=settings.num_workers,
+        pin_memory=uses_gpu(settings.trainer),
     )
-    mode = "min" if monitor == "loss" else "max"
-    keep_file = checkpoint is not None
-    if checkpoint is None:
-        import tempfile
+    with tempfile.TemporaryDirectory(prefix="i2m2-job-") as temp:
+        scratch = Path(settings.scratch or temp)
+        trainer = _trainer(settings, scratch)
+        # batch_size is the examples per optimizer step: under DDP each process takes its share, so a
+        # recipe trains the same way on one device or many.
+        data.batch_size = max(1, stage.batch_size // trainer.world_size)
+        trainer.fit(module, datamodule=data)
+        result = _test(trainer, module, data, splits, settings)
+        result.curve = _read_curve(scratch / CURVE)
+    return result
 
-        scratch = tempfile.TemporaryDirectory(prefix="i2m2-fit-")
-        checkpoint = Path(scratch.name) / "best.ckpt"
-    if getattr(rank_zero_only, "rank", 0) == 0:
-        checkpoint.unlink(missing_ok=True)  # a partial one from an interrupted run of this job
-        if log_dir is not None and log_dir.is_dir():
-            # the curve of an interrupted run of this job: this run rewrites it (Lightning would warn)
-            shutil.rmtree(log_dir)
+
+CURVE = Path("curve") / "metrics.csv"
+BEST = "best"  # the folder of the best epoch's checkpoint
+
+
+def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
+    """The job's Trainer: the user's arguments, the recipe's epochs and clipping, the job's callbacks."""
+    kwargs, loggers = job_trainer_kwargs(settings.trainer, settings.name)
+    if getattr(rank_zero_only, "rank", 0) == 0 and scratch.is_dir():
+        for leftover in (scratch / BEST, scratch / CURVE.parent):  # an interrupted run of this job
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
+                missing_ok=True
+            )
+    mode = "min" if settings.monitor == "loss" else "max"
     best = ModelCheckpoint(
-        dirpath=checkpoint.parent,
-        filename=checkpoint.stem,
-        monitor=f"val/{monitor}",
+        dirpath=scratch / BEST,
+        filename="best",
+        monitor=f"val/{settings.monitor}",
         mode=mode,
         save_top_k=1,
         save_weights_only=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    timer = PhaseTimer()
-    callbacks: list[pl.Callback] = [best, timer]
-    callbacks += batchnorm_callbacks(config.bn_stats)  # BatchNorm at validation and test
-    callbacks.append(FiniteLoss(job))  # NaN/inf epoch loss: stop, naming the expert
-    if config.patience is not None:
-        callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=config.patience))
-    if epoch_lines is not None and not progress_bar:
-        callbacks.append(EpochLogLines(epoch_lines))
-    logger = CSVLogger(log_dir.parent, name=log_dir.name, version="") if log_dir is not None else False
-    trainer = pl.Trainer(
-        max_epochs=config.max_epochs,
-        gradient_clip_val=config.gradient_clip_val,
+    callbacks: list[pl.Callback] = [
+        best,
+        PhaseTimer(),
+        *recipe_callbacks(settings.stage, settings.monitor, settings.job),
+    ]
+    if settings.progress == "lines":
+        callbacks.append(EpochLogLines(settings.label))
+    bar = settings.progress == "bar"
+    csv = CSVLogger(scratch, name=CURVE.parent.name, version="")
+    defaults: dict[str, Any] = {
+        "log_every_n_steps": 1 if bar else 50,
+        "enable_progress_bar": bar,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(
+        **(defaults | kwargs),
+        max_epochs=settings.stage.max_epochs,
+        gradient_clip_val=settings.stage.gradient_clip_val,
         callbacks=callbacks,
-        logger=logger,
-        log_every_n_steps=1 if progress_bar else 50,
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **scale.trainer_kwargs(),
+        logger=[csv, *loggers],
     )
-    # batch_size is the examples per optimizer step: under DDP each process takes its share, so a
-    # recipe trains the same way on one device or many.
-    data.batch_size = max(1, config.batch_size // trainer.world_size)
-    trainer.fit(module, datamodule=data)
+
+
+def _test(
+    trainer: pl.Trainer, module: MethodModule, data: SplitsDataModule, splits: Splits, settings: FitSettings
+) -> FitResult:
+    """Test the best epoch once; its metrics, weights and (on request) per-example predictions."""
     single_process = trainer.world_size == 1
-    module.collect_predictions = predict and single_process
+    module.collect_predictions = settings.predict and single_process
     module.test_outputs = []
     tested = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in tested[0].items()}
     predictions: Predictions | None = None
-    if predict:
-        outputs = module.test_outputs if single_process else predict_on_one_device(module, data, scale)
+    if settings.predict:
+        outputs = module.test_outputs if single_process else predict_on_one_device(module, data, settings)
         predictions = gather_predictions(outputs, splits.test)
+    objective = settings.objective
     if objective is not None and objective.validation_calibrated():
-        if predictions is None:
-            predictions = gather_predictions(predict_on_one_device(module, data, scale), splits.test)
-        val = gather_predictions(predict_on_one_device(module, data, scale, split="val"), splits.val)
-        metrics |= objective.calibrated_metrics(val, predictions)
-        predictions = predictions if predict else None
+        test = predictions or gather_predictions(predict_on_one_device(module, data, settings), splits.test)
+        val = gather_predictions(predict_on_one_device(module, data, settings, split="val"), splits.val)
+        metrics |= objective.calibrated_metrics(val, test)
     module.test_outputs = []
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
-    if not keep_file:
-        scratch.cleanup()
+    timer = next(c for c in trainer.callbacks if isinstance(c, PhaseTimer))  # type: ignore[attr-defined]
     return FitResult(
-        metrics, state, predictions, trainer.current_epoch, checkpoint if keep_file else None, timer.phases()
+        metrics,
+        state,
+        predictions,
+        trainer.current_epoch,
+        hyper_parameters=dict(module.hparams),
+        phases=timer.phases(),
     )
 
 
+def _read_curve(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:  # no epoch logged anything, or another rank's job
+        return ""
+
+
 def predict_on_one_device(
-    module: MethodModule, data: SplitsDataModule, scale: ScaleConfig, split: str = "test"
+    module: MethodModule, data: SplitsDataModule, settings: FitSettings, split: str = "test"
 ) -> list[Any]:
     """Predictions of one split on one device, every example once and in order (under multi-process DDP
     each rank tests a shard; a calibrated objective also needs validation predictions)."""
     trainer = pl.Trainer(
-        accelerator=scale.accelerator,
+        accelerator=(DEFAULTS | settings.trainer).get("accelerator", "auto"),
         devices=1,
         logger=False,
         enable_progress_bar=False,

@@ -31,8 +31,8 @@ class MethodModule(pl.LightningModule):
     progress bar shows it.
 
     Args:
-        model: the method to train; its ``log p(y|x)`` is trained with the negative log-likelihood.
-        num_classes: C.
+        model: the method to train; its ``log p(y|x)`` is trained with the negative log-likelihood. Its
+            ``num_classes`` (C) is the one the metrics count.
         optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
         lr: learning rate.
         weight_decay: L2 penalty (decoupled for adamw).
@@ -44,7 +44,6 @@ class MethodModule(pl.LightningModule):
     def __init__(
         self,
         model: I2M2,
-        num_classes: int,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -55,9 +54,13 @@ class MethodModule(pl.LightningModule):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{optimizer}'; expected one of {sorted(OPTIMIZERS)}")
-        if model.num_classes is not None and model.num_classes != num_classes:
-            raise ValueError(f"the model has {model.num_classes} classes, num_classes={num_classes}")
+        if not isinstance(model, I2M2):
+            raise TypeError(f"model: expected an i2m2.I2M2, got {type(model).__name__}")
+        if model.num_classes is None:
+            raise ValueError("model: build it with num_classes=C (the metrics need the number of classes)")
+        num_classes = model.num_classes
         self.save_hyperparameters(ignore=["model", "objective"])
+        self.hparams["num_classes"] = num_classes  # plain facts in the checkpoint
         self.objective = objective or CLASSIFICATION
         self.model = model
         self.num_classes = num_classes

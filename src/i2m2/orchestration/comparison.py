@@ -1,9 +1,10 @@
-"""The whole comparison: every method, seed and group of an experiment, trained with the two-stage recipe.
+"""The driver of a comparison: every method, seed and group of an experiment, trained with the two-stage
+recipe.
 
-``__all__`` includes :class:`RunOptions` (defined in :mod:`i2m2.training.options`) for the API's users.
-
-:func:`run_experiment` is the Python entry point (``i2m2 run`` calls it too). The job loop lives here;
-where its files go is :class:`~i2m2.runs.folder.RunFolder`'s business.
+It plans the jobs (:mod:`~i2m2.orchestration.plan`), hands each one its explicit inputs
+(:class:`~i2m2.orchestration.job.JobSpec`), runs it (:func:`~i2m2.orchestration.job.run_job`) and alone
+writes what comes back into the run folder (:class:`~i2m2.runs.folder.RunFolder`). :func:`run_experiment`
+is the Python entry point (``i2m2 run`` calls it too). ``__all__`` includes :class:`RunOptions`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
 from tqdm.auto import tqdm
 
+from i2m2.catalog import ExperimentRef
 from i2m2.errors import UserError
-from i2m2.experiment import Experiment, Splits, StageConfig
-from i2m2.metrics import mixture_accuracy
-from i2m2.models.i2m2 import I2M2
-from i2m2.models.methods import build_method
+from i2m2.experiment import Experiment
+from i2m2.orchestration.job import JobResult, JobSpec, forget_splits, run_job
+from i2m2.orchestration.options import RunOptions
+from i2m2.orchestration.plan import Job, all_methods, plan_jobs
+from i2m2.orchestration.signals import stop_on_signals
 from i2m2.runs.folder import RunFolder, run_record
 from i2m2.runs.results import build_rows
-from i2m2.training.fit import fit_and_test, quiet_lightning
-from i2m2.training.options import RunOptions
-from i2m2.training.plan import Job, all_methods, plan_jobs
-from i2m2.training.signals import stop_on_signals
+from i2m2.training.fit import quiet_lightning
 
 
 def is_global_zero() -> bool:
@@ -47,6 +47,8 @@ class Comparison:
         epoch_progress: show per-epoch progress, a Lightning bar on a terminal and one plain line per
             epoch otherwise (off for many tiny jobs, as in the demo).
         log: where progress lines go when not on a terminal.
+        experiment_ref: how another process rebuilds the experiment (``i2m2 run`` knows it; an
+            experiment object from Python has none, and its jobs run in this process).
     """
 
     def __init__(
@@ -56,8 +58,10 @@ class Comparison:
         options: RunOptions,
         epoch_progress: bool = True,
         log: Callable[[str], None] | None = None,
+        experiment_ref: ExperimentRef | None = None,
     ) -> None:
         self.experiment = experiment
+        self.experiment_ref = experiment_ref
         self.folder = folder
         self.options = options
         self.fusions = self._fusions()
@@ -67,16 +71,14 @@ class Comparison:
         self.jobs = plan_jobs(experiment, self.methods, options.from_scratch, self.fusions)
         if options.all_subsets and len(experiment.modalities) < 3:
             raise UserError(f"--all-subsets needs three or more modalities; '{experiment.name}' has two")
-        options.scale.check_available()
         if options.data_dir is None and experiment.needs_data_dir:
             raise UserError(f"experiment '{experiment.name}' reads files: pass --data-dir DIR")
-        self._weights: dict[str, dict[str, Any]] = {}  # this (group, seed)'s finished weights, by method
         # What analyses need to rebuild products from the saved per-expert predictions: each method's
         # experts (the modalities each reads, whether it handles missing ones itself) and, with the prior
         # correction, the log prior of each (group, seed); and each group's chance and majority accuracy.
         self._experts: dict[str, dict[str, dict[str, Any]]] = {}
         self._log_priors: dict[str, dict[str, list[float]]] = {}
-        self._majority: dict[str, list[float]] = {}
+        self._majority: dict[str, dict[int, float]] = {}
         self.interactive = sys.stderr.isatty()
         self.epoch_progress = epoch_progress and self.interactive
         self.epoch_lines = epoch_progress and not self.interactive
@@ -113,11 +115,12 @@ class Comparison:
             "prior_correction": o.prior_correction,
             "all_subsets": o.all_subsets,
             "data_dir": None if o.data_dir is None else str(o.data_dir),
-            "scale": asdict(o.scale),
+            "trainer": o.trainer,
             "title": self.title(),
             "experts": self._experts,
             "log_priors": self._log_priors,
             "levels": self.levels(),
+            "analyses": None if e.analyses is None else list(e.analyses),
         }
 
     def title(self) -> str:
@@ -134,23 +137,10 @@ class Comparison:
         """Per group: chance accuracy 1/C and the majority-class rate of the test labels (mean over the
         seeds whose data was loaded in this invocation; groups without single-label test labels have none)."""
         return {
-            g: {"chance": 1.0 / self.experiment.classes(g), "majority": sum(v) / len(v)}
+            g: {"chance": 1.0 / self.experiment.classes(g), "majority": sum(v.values()) / len(v)}
             for g, v in self._majority.items()
             if v
         }
-
-    def _note_data(self, group: str, splits: Splits) -> None:
-        import torch
-
-        labels = getattr(splits.test, "labels", None)
-        if (
-            isinstance(labels, torch.Tensor)
-            and labels.dim() == 1
-            and len(labels)
-            and not labels.is_floating_point()
-        ):
-            counts = torch.bincount(labels.long(), minlength=splits.num_classes)
-            self._majority.setdefault(group, []).append(float(counts.max()) / len(labels))
 
     def run(self) -> dict[str, Any]:
         """Train and test every job, then write the tables and the chart. Returns results.json's content."""
@@ -161,6 +151,7 @@ class Comparison:
             with stop_on_signals(f"finished jobs are kept in {self.folder.path}; continue with --resume"):
                 return self._run()
         finally:
+            forget_splits()
             self.folder.release()
 
     def _run(self) -> dict[str, Any]:
@@ -173,8 +164,7 @@ class Comparison:
         done = 0
         for group in experiment.groups:
             for seed in seeds:
-                splits: Splits | None = None
-                self._weights.clear()  # stage-1 weights are only reused within one (group, seed)
+                weights: dict[str, dict[str, Tensor] | Path] = {}  # this (group, seed)'s stage-1 weights
                 for job in self.jobs:
                     done += 1
                     key = (group, job.method, seed)
@@ -184,15 +174,16 @@ class Comparison:
                         metrics[key] = finished["metrics"]
                         self._note_record(group, seed, job.method, finished)
                         costs[key] = {k: finished[k] for k in ("wall_time_s", "epochs") if k in finished}
+                        weights[job.method] = self.folder.checkpoint(stem)
                         self._progress(bar, done, total, key, "already done (resumed)")
                         continue
-                    if splits is None:
-                        splits = experiment.load_data(group, self.options.data_dir, seed)
-                        self._note_data(group, splits)
-                    t0 = time.perf_counter()
-                    metrics[key], costs[key] = self._run_job(job, group, seed, splits, stem, t0)
-                    summary = " ".join(f"{k}={v:.4f}" for k, v in metrics[key].items() if k != "loss")
-                    self._progress(bar, done, total, key, f"{summary} ({time.perf_counter() - t0:.1f} s)")
+                    result = run_job(self.job_spec(job, group, seed, weights))
+                    weights[job.method] = result.state_dict
+                    self._keep(job, group, seed, stem, result)
+                    metrics[key] = result.metrics
+                    costs[key] = {"wall_time_s": result.wall_time_s, "epochs": float(result.epochs)}
+                    summary = " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "loss")
+                    self._progress(bar, done, total, key, f"{summary} ({result.wall_time_s:.1f} s)")
         bar.close()
         rows = build_rows(metrics, self.methods, experiment.groups, costs)
         config = self.config() | {
@@ -205,6 +196,44 @@ class Comparison:
         return self.folder.write_results(
             experiment.name, rows, config, experiment.monitor, config["title"], config["levels"]
         )
+
+    def job_spec(
+        self, job: Job, group: str, seed: int, weights: dict[str, dict[str, Tensor] | Path]
+    ) -> JobSpec:
+        """Everything one job needs, explicit (the stage-1 weights it starts from included)."""
+        options = self.options
+        where = f"{group} " if group else ""
+        return JobSpec(
+            experiment=self.experiment_ref or self.experiment,
+            method=job.method,
+            group=group,
+            seed=seed,
+            stage=self.experiment.stage_config(job.method, options.from_scratch, options.max_epochs),
+            fusion=job.fusion,
+            all_subsets=options.all_subsets,
+            prior_correction=options.prior_correction,
+            data_dir=options.data_dir,
+            init_from={source: weights[source] for source in job.init_from},
+            trainer=options.trainer,
+            num_workers=options.num_workers,
+            progress="bar" if self.epoch_progress else "lines" if self.epoch_lines else "none",
+            label=f"  {where}seed={seed} {job.method} ",
+        )
+
+    def _keep(self, job: Job, group: str, seed: int, stem: str, result: JobResult) -> None:
+        """Write one finished job's files: checkpoint, curve and predictions, then its record, last."""
+        record = result.record()
+        self._note_record(group, seed, job.method, record)
+        if result.majority is not None:
+            self._majority.setdefault(group, {})[seed] = result.majority
+        if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
+            return
+        facts = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed}
+        self.folder.save_checkpoint(stem, result.state_dict, result.hyper_parameters)
+        self.folder.save_curve(stem, result.curve)
+        if result.predictions is not None:
+            self.folder.save_predictions(group, job.method, seed, result.predictions)
+        self.folder.save_job(stem, facts | record)
 
     def _note_record(self, group: str, seed: int, method: str, record: dict[str, Any]) -> None:
         """Keep what a job record says about its experts and prior (jobs finished before --resume)."""
@@ -222,119 +251,6 @@ class Comparison:
             bar.write(line)
         else:
             self.log(line)
-
-    def build_model(self, job: Job, group: str) -> I2M2:
-        """The method's model, made of the experiment's expert builders."""
-        e = self.experiment
-        classes = e.classes(group)
-        fusion = job.fusion or self.fusions[0]
-        return build_method(
-            job.base,
-            e.modalities,
-            unimodal=lambda m: e.build_unimodal(m, classes, group),
-            inter=lambda mods: e.build_inter[fusion](mods, classes, group),
-            all_subsets=self.options.all_subsets,
-            num_classes=classes,
-            num_tasks=e.objective.num_tasks if e.objective is not None else None,
-        )
-
-    def stage_config(self, job: Job) -> StageConfig:
-        """Stage 2 fine-tunes; a product trained from scratch instead gets the stage-1 epoch budget (the
-        fine-tuning budget assumes pretrained experts, so it would starve the from-scratch row)."""
-        recipe = self.experiment.recipe
-        if job.stage == 2:
-            scratch = replace(
-                recipe.finetune, max_epochs=recipe.pretrain.max_epochs, patience=recipe.pretrain.patience
-            )
-            config = recipe.stage2(job.base, scratch if self.options.from_scratch else None)
-        else:
-            config = recipe.stage1(job.base.removeprefix("unimodal:"))
-        return (
-            config if self.options.max_epochs is None else replace(config, max_epochs=self.options.max_epochs)
-        )
-
-    def _run_job(
-        self, job: Job, group: str, seed: int, splits: Splits, stem: str, started: float
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """Train and test one job, save its files; its metrics and its cost (wall time, epochs)."""
-        pl.seed_everything(seed, verbose=False)  # the initial weights are part of what a seed fixes
-        setup_started = time.perf_counter()
-        model = self.build_model(job, group)
-        expected = self.experiment.classes(group)
-        if splits.num_classes != expected:
-            raise UserError(
-                f"{self.experiment.name} {group}: the data has {splits.num_classes} classes, "
-                f"the experiment expects {expected}"
-            )
-        found = getattr(splits.train, "modalities", None)
-        if found is not None and set(found) != set(self.experiment.modalities):
-            raise UserError(
-                f"{self.experiment.name} {group}: the data has modalities {list(found)}, "
-                f"the experiment declares {list(self.experiment.modalities)}"
-            )
-        if job.init_from:
-            state: dict[str, Any] = {}
-            for source in job.init_from:
-                if source not in self._weights:  # finished before a --resume
-                    self._weights[source] = self.folder.load_weights(self.folder.stem(group, source, seed))
-                state |= self._weights[source]
-            model.load_state_dict(state)
-        if self.options.prior_correction and len(model.experts) > 1:
-            model.set_prior_from_labels(training_labels(splits), splits.num_classes)
-        config = self.stage_config(job)
-        where = f"{group} " if group else ""
-        facts = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed}
-        setup = time.perf_counter() - setup_started  # building the model, loading stage-1 weights
-        result = fit_and_test(
-            model,
-            splits,
-            config,
-            seed,
-            self.experiment.monitor,
-            self.options.scale,
-            progress_bar=self.epoch_progress,
-            epoch_lines=f"  {where}seed={seed} {job.method} " if self.epoch_lines else None,
-            checkpoint=self.folder.checkpoint(stem),
-            log_dir=self.folder.log_dir(stem),
-            job=facts | {"stage": job.stage, "init_from": list(job.init_from), "config": asdict(config)},
-            num_workers=self.options.num_workers,
-            objective=self.experiment.objective,
-        )
-        if job.stage == 2 and self.experiment.objective is None and result.predictions is not None:
-            result.metrics["mixture_acc"] = mixture_accuracy(result.predictions)  # the authors' intra test
-        self._weights[job.method] = result.state_dict
-        layout = {
-            name: {
-                "modalities": list(e.modalities),
-                "handles_missing": bool(getattr(e, "handles_missing", False)),
-            }
-            for name, e in model.named_experts().items()
-        }
-        extra: dict[str, Any] = {"experts": layout}
-        if model.log_prior is not None and model.log_prior.dim() == 1:
-            extra["log_prior"] = [float(v) for v in model.log_prior]
-        self._note_record(group, seed, job.method, extra)
-        if not is_global_zero():  # under multi-process DDP every rank runs this loop; one writes
-            return result.metrics, {}
-        if result.predictions is not None:
-            self.folder.save_predictions(group, job.method, seed, result.predictions)
-        wall_time = round(time.perf_counter() - started, 2)  # training, test and the files
-        record = (
-            facts | {"metrics": result.metrics, "epochs": result.epochs, "wall_time_s": wall_time} | extra
-        )
-        record["phases_s"] = {"setup": round(setup, 3), **result.phases}
-        self.folder.save_job(stem, record)
-        return result.metrics, {"wall_time_s": wall_time, "epochs": float(result.epochs)}
-
-
-def training_labels(splits: Splits) -> Any:
-    """The training labels, for the prior correction (in-memory splits have them; others are read once)."""
-    labels = getattr(splits.train, "labels", None)
-    if labels is not None:
-        return labels
-    import torch
-
-    return torch.stack([torch.as_tensor(splits.train[i][1]) for i in range(len(splits.train))])  # type: ignore[arg-type]
 
 
 def run_experiment(

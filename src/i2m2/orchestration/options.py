@@ -1,4 +1,8 @@
-"""How to run a comparison: seeds, methods, fusions, stage-2 variants, resume and scale-out."""
+"""How to run a comparison: seeds, methods, fusions, stage-2 variants, resume and the Trainer's arguments.
+
+``i2m2 run``'s options are generated from this dataclass (jsonargparse reads its fields and the ``Args:``
+below), so the command line, ``--config`` files and Python take the same names.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from i2m2.errors import UserError
-from i2m2.training.scale import ScaleConfig
+from i2m2.training.trainer_options import check_trainer_options
 
 
 @dataclass
@@ -29,6 +33,8 @@ class RunOptions:
         all_subsets: one inter expert per subset of two or more modalities (paper Section 5; M >= 3).
         resume: skip jobs already finished in the run folder.
         num_workers: DataLoader worker processes per job (for data read lazily from disk).
+        trainer: any ``lightning.pytorch.Trainer`` arguments (devices, strategy, num_nodes, precision,
+            logger, accumulate_grad_batches, deterministic, ...); the recipe sets epochs and clipping.
         experiment_options: the experiment factory's options, recorded in run.json (``--resume`` checks
             them).
     """
@@ -44,7 +50,7 @@ class RunOptions:
     all_subsets: bool = False
     resume: bool = False
     num_workers: int = 0
-    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)
     experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
 
     @property
@@ -56,8 +62,9 @@ class RunOptions:
         if self.seeds < 1:
             raise UserError(f"--seeds: expected an integer >= 1, got {self.seeds}")
         if self.first_seed < 0:
-            raise UserError(f"--first-seed: expected an integer >= 0, got {self.first_seed}")
+            raise UserError(f"--first_seed: expected an integer >= 0, got {self.first_seed}")
         if self.max_epochs is not None and self.max_epochs < 1:
-            raise UserError(f"--max-epochs: expected an integer >= 1, got {self.max_epochs}")
+            raise UserError(f"--max_epochs: expected an integer >= 1, got {self.max_epochs}")
         if self.num_workers < 0:
-            raise UserError(f"--num-workers: expected an integer >= 0, got {self.num_workers}")
+            raise UserError(f"--num_workers: expected an integer >= 0, got {self.num_workers}")
+        self.trainer = check_trainer_options(self.trainer)

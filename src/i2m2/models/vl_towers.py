@@ -1,4 +1,4 @@
-"""Experts of the vision-and-language experiments (VQA-VS, NLVR2) on pretrained towers from local folders.
+"""Experts on pretrained vision and text towers from local folders (the VQA-VS and NLVR2 experiments').
 
 Frozen towers (the default): the data layer caches each tower's features once per split
 (:mod:`i2m2.data.feature_cache`), and every expert is an MLP head (Linear -> LayerNorm -> GELU -> Linear)
@@ -20,8 +20,8 @@ from i2m2.errors import UserError
 from i2m2.models import backbones
 from i2m2.models.encoders.pair import PairEncoder
 from i2m2.models.expert import Expert
-from i2m2.models.fusion import LateFusion
-from i2m2.models.heads import FusedFeaturesExpert, MLPHead
+from i2m2.models.fusion import EarlyFusion, LateFusion
+from i2m2.models.heads import MLPHead
 
 
 def quiet_transformers() -> None:
@@ -101,8 +101,8 @@ class Towers:
         return nn.Sequential(self._encoder(modality), self._head(size, classes))
 
     def inter(self, modalities: tuple[str, ...], classes: int, group: str = "") -> Expert:
-        """The inter expert: one head on the concatenated features of every modality."""
+        """The inter expert: one head on the concatenated features of every modality (early fusion)."""
         size = sum(self.feature_sizes()[m] for m in modalities)
         if not self.fine_tune:
-            return FusedFeaturesExpert(modalities, self._head(size, classes))
+            return EarlyFusion(modalities, self._head(size, classes), flatten=True)
         return LateFusion({m: self._encoder(m) for m in modalities}, self._head(size, classes))

@@ -1,19 +1,16 @@
 """Which jobs a comparison runs: stage 1 trains every expert alone, stage 2 fine-tunes the products.
 
-Method names in a run: ``unimodal:<m>``, ``intra``, ``inter`` and ``i2m2``; when an experiment offers
-several fusions they read ``inter[<fusion>]`` and ``i2m2[<fusion>]``.
+The plan is a graph: a stage-2 job depends on the stage-1 jobs whose weights it starts from
+(``Job.init_from``). Row names are those of :mod:`i2m2.models.methods`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment
-from i2m2.models.methods import UNIMODAL_PREFIX
-
-_FUSED = re.compile(r"^(inter|i2m2)(?:\[(.+)\])?$")
+from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, fused_row, method_base, row_fusion
 
 
 @dataclass(frozen=True)
@@ -27,20 +24,20 @@ class Job:
 
     @property
     def stage(self) -> int:
-        return 2 if self.base in ("intra", "i2m2") else 1
+        return 2 if self.base in STAGE2_METHODS else 1
 
 
 def all_methods(experiment: Experiment, fusions: list[str] | None = None) -> list[str]:
     """Every row of the experiment's table, in the paper's order (``fusions``: those compared)."""
     fusions = list(fusions or experiment.fusions())
-    tag = (lambda f: f"[{f}]") if len(fusions) > 1 else (lambda f: "")
+    tagged = len(fusions) > 1
     if len(experiment.modalities) < 2:  # a one-modality baseline (e.g. fastMRI's RSS row) has one row
         return [UNIMODAL_PREFIX + m for m in experiment.modalities]
     return (
         [UNIMODAL_PREFIX + m for m in experiment.modalities]
         + ["intra"]
-        + [f"inter{tag(f)}" for f in fusions]
-        + [f"i2m2{tag(f)}" for f in fusions]
+        + [fused_row("inter", f, tagged) for f in fusions]
+        + [fused_row("i2m2", f, tagged) for f in fusions]
     )
 
 
@@ -57,13 +54,10 @@ def parse_method(experiment: Experiment, method: str, fusions: list[str] | None 
         return Job(method, method, None)
     if method == "intra":
         return Job(method, "intra", None, tuple(unimodal))
-    match = _FUSED.match(method)
-    assert match is not None
-    base, fusion = match.group(1), match.group(2) or fusions[0]
+    base, fusion = method_base(method), row_fusion(method) or fusions[0]
     if base == "inter":
         return Job(method, "inter", fusion)
-    inter_row = "inter" if len(fusions) == 1 else f"inter[{fusion}]"
-    return Job(method, "i2m2", fusion, (*unimodal, inter_row))
+    return Job(method, "i2m2", fusion, (*unimodal, fused_row("inter", fusion, len(fusions) > 1)))
 
 
 def plan_jobs(
