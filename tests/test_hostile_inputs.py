@@ -114,6 +114,25 @@ def other_experiment(record: dict[str, Any]) -> None:
     record["identity"]["experiment"] = "mimic"
 
 
+def other_experiment_rehashed(record: dict[str, Any]) -> None:
+    from i2m2.runs.folder import identity_hash
+
+    other_experiment(record)
+    record["hash"] = identity_hash(record["identity"])
+
+
+def remove(name: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).unlink()
+
+
+def folder_instead_of(name: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / name).unlink()
+        (tmp / name).mkdir()
+
+    return setup
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -305,6 +324,9 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("config-a-list", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Unexpected config", write("c.yaml", "- 1\n- 2\n")),
     ("config-bad-yaml", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Problems parsing config", write("c.yaml", "pretrain: {lr: [\n")),
     ("config-unknown-key", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'bogus_key' is not accepted", write("c.yaml", "bogus_key: 1\n")),
+    ("config-class-path-plugin", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'trainer.plugins[]' names class_path 'os.system'; run configs are data only", write("c.yaml", "trainer:\n  plugins:\n    - class_path: os.system\n")),
+    ("config-class-path-logger-module", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'trainer.logger' names class_path 'evil.Logger'", write("c.yaml", "trainer:\n  logger:\n    class_path: evil.Logger\n")),
+    ("config-class-path-nested", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'pretrain' names class_path 'subprocess.Popen'", write("c.yaml", "pretrain:\n  class_path: subprocess.Popen\n")),
     ("config-python-tag", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "Problems parsing config", write("c.yaml", "pretrain: !!python/object/apply:os.system ['true']\n")),
     # run folders: one run each, never a user's files
     ("out-empty", [*RUN, "--out", ""], "--out: expected a folder path, got ''", NO_SETUP),
@@ -315,12 +337,15 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("resume-other-max-epochs", [*RESUME, "--max-epochs", "2"], "max_epochs_override was 1, now 2", NO_SETUP),
     ("resume-other-lr", [*RESUME, "--pretrain.lr", "0.01"], "recipe.pretrain.lr was 0.003, now 0.01", NO_SETUP),
     ("resume-other-data", [*RESUME, "--n-test", "60"], "experiment_options.n_test was 50, now 60", NO_SETUP),
-    ("resume-other-experiment", RESUME, "experiment was 'mimic', now 'synthetic'", edit_run_record(other_experiment)),
+    ("resume-run-record-edited", RESUME, "run.json: edited by hand", edit_run_record(other_experiment)),
+    ("resume-other-experiment", RESUME, "experiment was 'mimic', now 'synthetic'", edit_run_record(other_experiment_rehashed)),
+    ("resume-run-record-deleted-other-lr", [*RESUME, "--pretrain.lr", "0.01"], "holds finished jobs but no run.json", remove("run/run.json")),
+    ("resume-run-record-deleted-other-classes", [*RESUME, "--num-classes", "3"], "holds finished jobs but no run.json", remove("run/run.json")),
+    ("resume-job-record-folder", RESUME, f"{STEM}.json: a folder where a job record belongs", folder_instead_of(f"run/jobs/{STEM}.json")),
+    ("resume-stage1-of-another-model", RESUME_INTRA, "do not fit this method's model", torch_file(CKPT, {"state_dict": {"model.experts.m0.network.0.weight": torch.zeros(2, 2)}})),
     ("resume-other-prior", [*RESUME, "--prior-correction"], "prior_correction was False, now True", NO_SETUP),
     ("resume-run-record-garbage", RESUME, "run.json: not a readable run record", write("run/run.json", "{not json")),
     ("resume-run-record-list", RESUME, "run.json: expected a run record with 'identity'", write("run/run.json", "[1, 2]")),
-    ("resume-job-record-empty", RESUME, f"{STEM}.json: not a readable job record", write(f"run/jobs/{STEM}.json", "")),
-    ("resume-job-record-list", RESUME, f"{STEM}.json: expected a job record with 'metrics'", write(f"run/jobs/{STEM}.json", "[1, 2]")),
     ("resume-checkpoint-truncated", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", truncated_checkpoint(CKPT)),
     ("resume-checkpoint-random", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", write(CKPT, os.urandom(300))),
     ("resume-checkpoint-foreign", RESUME_INTRA, f"{STEM}.ckpt: not a readable i2m2 checkpoint", torch_file(CKPT, {"weights": [1, 2]})),
@@ -381,6 +406,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("test-ckpt-random", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a readable checkpoint", write("x.ckpt", os.urandom(200))),
     ("test-ckpt-text", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a readable checkpoint", write("x.ckpt", "a,b\n1,2\n")),
     ("test-ckpt-foreign", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: a checkpoint of another model", torch_file("x.ckpt", {"state_dict": {"w": torch.zeros(3)}})),
+    ("test-ckpt-says-nothing", ["test", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: says nothing of the experiment that wrote it; pass --experiment", torch_file("x.ckpt", {"state_dict": {"model.w": torch.zeros(3)}, "hyper_parameters": {"lr": 0.1}})),
     ("test-ckpt-not-a-dict", ["test", "--experiment", "synthetic", "--ckpt_path", "{tmp}/x.ckpt"], "x.ckpt: not a Lightning checkpoint", torch_file("x.ckpt", [1, 2])),
 ]  # fmt: skip
 # Through the installed script: exit status, stderr and the absence of Lightning's usage screen and notes.
@@ -995,3 +1021,61 @@ def test_kill_9_then_resume_gives_the_table_of_an_uninterrupted_run(tmp_path):
     assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
     assert rows(killed) == rows(tmp_path / "whole")
     assert not list(killed.rglob("*.tmp")) and not (killed / ".i2m2.lock").exists()
+
+
+# --- resume can never mix runs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        ("", "not JSON (JSONDecodeError)"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"metrics": {}}', "no metrics"),
+        ('{"metrics": {"acc": "high"}}', "metric(s) ['acc'] are not numbers"),
+        (
+            '{"metrics": {"acc": 0.9}, "method": "unimodal:m1", "group": "inter-dominant", "seed": 0}',
+            "method is 'unimodal:m1', expected 'unimodal:m0'",
+        ),
+    ],
+    ids=["empty", "list", "no-metrics", "metric-word", "another-job"],
+)
+def test_an_unreadable_job_record_is_run_again(record, why, finished, tmp_path, capsys):
+    argv = prepare_case(tmp_path, finished, [*RUN, "--out", "{tmp}/run", "--resume"], None)
+    expected = json.loads((tmp_path / "run" / "jobs" / f"{STEM}.json").read_text())["metrics"]
+    (tmp_path / "run" / "jobs" / f"{STEM}.json").write_text(record)
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"{STEM}.json unreadable ({why}): it will be run again" in err
+    rerun = json.loads((tmp_path / "run" / "jobs" / f"{STEM}.json").read_text())
+    assert rerun["metrics"] == expected  # the same job, the same seed: the same numbers
+
+
+def test_resume_refuses_data_replaced_under_the_same_data_dir(tmp_path, capsys):
+    """Seeds of one table must come from one dataset: the run records a fingerprint of the files it read."""
+    data = tmp_path / "feat"
+    features_data()(tmp_path)
+    argv = ["run", "features", "--data-dir", str(data), "--methods", "unimodal:a", "--max-epochs", "1"]
+    argv += ["--out", str(tmp_path / "run")]
+    assert main([*argv, "--seeds", "1"]) == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert set(record["identity"]["data"]) == {"train.npz", "test.npz"}
+    before = snapshot(tmp_path / "run")
+    features_data(test_value=(0, 5.0))(tmp_path)  # the same files, one test value replaced
+    capsys.readouterr()
+    assert main([*argv, "--seeds", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "(data: test.npz changed)" in err
+    assert snapshot(tmp_path / "run") == before
+
+
+def test_a_run_checkpoint_is_evaluated_as_it_is(finished, tmp_path, capsys):
+    """``i2m2 test --ckpt_path RUN/checkpoints/X.ckpt`` rebuilds the job that wrote it (experiment, options,
+    method, group, seed) and gives the metrics its job record holds."""
+    record = json.loads((finished / "jobs" / f"{STEM}.json").read_text())
+    capsys.readouterr()
+    assert main(["test", "--ckpt_path", str(finished / "checkpoints" / f"{STEM}.ckpt")]) == 0
+    out = capsys.readouterr().out
+    for name in ("acc", "auroc", "loss"):
+        shown = re.search(rf"test/{name}\s+\S\s+([0-9.]+)", out)
+        assert shown is not None and float(shown.group(1)) == pytest.approx(record["metrics"][name], abs=1e-6)

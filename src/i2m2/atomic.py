@@ -37,9 +37,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_checkpoint(
-    path: Path, state_dict: dict[str, torch.Tensor], hyper_parameters: dict[str, Any]
+    path: Path,
+    state_dict: dict[str, torch.Tensor],
+    hyper_parameters: dict[str, Any],
+    **plain: Any,
 ) -> None:
-    """A checkpoint is a state_dict plus plain hyperparameters, loadable with ``weights_only=True``."""
-    atomic_write(
-        path, lambda f: torch.save({"state_dict": state_dict, "hyper_parameters": hyper_parameters}, f)
-    )
+    """A checkpoint is a state_dict plus plain hyperparameters (and other plain values, e.g. the version
+    Lightning checks), loadable with ``weights_only=True``."""
+    content = {"state_dict": state_dict, "hyper_parameters": hyper_parameters, **plain}
+    atomic_write(path, lambda f: torch.save(content, f))

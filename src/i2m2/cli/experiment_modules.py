@@ -25,10 +25,15 @@ from i2m2.training.fit import recipe_callbacks
 from i2m2.training.lightning_module import MethodModule
 
 
-def load_experiment(ref: str, data_dir: Path | None = None) -> Experiment:
-    """Experiment ``ref``, built once per process; a factory that takes ``data_dir`` receives it."""
-    takes_data_dir = "data_dir" in inspect.signature(get_factory(ref)).parameters
-    return (ExperimentRef.of(ref, data_dir=data_dir) if takes_data_dir else ExperimentRef.of(ref)).build()
+def load_experiment(
+    ref: str, data_dir: Path | None = None, options: dict[str, Any] | None = None
+) -> Experiment:
+    """Experiment ``ref`` built with the factory's ``options``, once per process; a factory that takes
+    ``data_dir`` receives it."""
+    options = dict(options or {})
+    if "data_dir" in inspect.signature(get_factory(ref)).parameters:
+        options["data_dir"] = data_dir
+    return ExperimentRef.of(ref, **options).build()
 
 
 def method_stage(
@@ -58,6 +63,7 @@ class ExperimentMethodModule(MethodModule):
         finetune: changes to the recipe's stage 2 (intra and I2M2).
         experts: stage-1 changes per expert (a modality or ``inter``).
         finetune_methods: stage-2 changes per method (``intra`` or ``i2m2``).
+        options: the experiment factory's keyword arguments (``{"n_train": 400}``).
     """
 
     def __init__(
@@ -72,8 +78,9 @@ class ExperimentMethodModule(MethodModule):
         finetune: StageChanges | None = None,
         experts: dict[str, StageChanges] | None = None,
         finetune_methods: dict[str, StageChanges] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
-        built = load_experiment(experiment, data_dir)
+        built = load_experiment(experiment, data_dir, options)
         group = built.check_group(group)
         stage = method_stage(built, method, pretrain, finetune, experts, finetune_methods)
         super().__init__(
@@ -116,6 +123,7 @@ class ExperimentDataModule(SplitsDataModule):
         batch_size: examples per batch (default: the method's recipe, when the model is an
             :class:`ExperimentMethodModule`; else 64).
         num_workers: DataLoader workers.
+        options: the experiment factory's keyword arguments.
     """
 
     def __init__(
@@ -126,8 +134,10 @@ class ExperimentDataModule(SplitsDataModule):
         seed: int = 0,
         batch_size: int | None = None,
         num_workers: int = 0,
+        options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size or 64, num_workers=num_workers)
+        self.options = options
         self.given_batch_size = batch_size
         self.experiment = experiment
         self.group = group
@@ -135,7 +145,7 @@ class ExperimentDataModule(SplitsDataModule):
         self.seed = seed
 
     def load_splits(self) -> Splits:
-        experiment = load_experiment(self.experiment, self.data_dir)
+        experiment = load_experiment(self.experiment, self.data_dir, self.options)
         return experiment.load_splits(experiment.check_group(self.group), self.data_dir, self.seed)
 
     def setup(self, stage: str | None = None) -> None:

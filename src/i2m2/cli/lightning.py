@@ -37,6 +37,7 @@ SHORTHANDS = {
     "--fusion": ("model",),
     "--data_dir": ("model", "data"),
     "--seed": ("data",),
+    "--options": ("model", "data"),  # the factory's keyword arguments, as JSON
 }
 
 
@@ -47,6 +48,7 @@ def expand_shorthands(args: Sequence[str]) -> list[str]:
     chosen: dict[str, str] = {}
     recipe: list[str] = []  # --pretrain.lr 0.1 and friends, as i2m2 run spells them
     items = [_underscored(a) for a in args]
+    items = [*items[:1], *from_run_checkpoint(items[1:]), *items[1:]]
     i = 0
     while i < len(items):
         token = items[i]
@@ -79,6 +81,35 @@ def expand_shorthands(args: Sequence[str]) -> list[str]:
     return out[:1] + extra + out[1:]  # after the subcommand (fit, test, ...)
 
 
+def from_run_checkpoint(args: list[str]) -> list[str]:
+    """``--experiment/--method/--group/...`` of the job that wrote ``--ckpt_path`` when none are given, so
+    ``i2m2 test --ckpt_path RUN/checkpoints/X.ckpt`` evaluates a checkpoint of ``i2m2 run`` as it is."""
+    named = {a.partition("=")[0] for a in args}
+    given = {"--experiment", "--model", "-c", "--config"} & named
+    path = next(
+        (
+            a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
+            for i, a in enumerate(args)
+            if a.partition("=")[0] == "--ckpt_path"
+        ),
+        None,
+    )
+    if given or path is None or path in SPECIAL_CKPT_PATHS:
+        return []
+    job = read_checkpoint(Path(path)).get("hyper_parameters", {}).get("job") or {}
+    reference = job.get("experiment_ref") if isinstance(job, dict) else None
+    if not isinstance(reference, dict):
+        raise UserError(
+            f"--ckpt_path {path}: says nothing of the experiment that wrote it; pass --experiment NAME "
+            "--method M --group G (or --model/--config) to say what it is a checkpoint of"
+        )
+    out = [f"--experiment={reference['ref']}", f"--method={job['method']}", f"--group={job['group']}"]
+    out += [f"--seed={job['seed']}", f"--options={json.dumps(reference.get('options') or {})}"]
+    out += [f"--fusion={job['fusion']}"] if job.get("fusion") else []
+    out += ["--model.all_subsets=true"] if job.get("all_subsets") else []
+    return out + ([f"--data_dir={job['data_dir']}"] if job.get("data_dir") else [])
+
+
 def _underscored(token: str) -> str:
     """Dashes to underscores in shorthand and recipe options (``--data-dir`` -> ``--data_dir``)."""
     if not token.startswith("--") or token.startswith("---"):
@@ -100,7 +131,8 @@ def recipe_arguments(chosen: dict[str, str], recipe: list[str]) -> list[str]:
     from i2m2.cli.recipe_options import add_recipe_arguments
 
     data_dir = chosen.get("--data_dir")
-    experiment = load_experiment(chosen["--experiment"], Path(data_dir) if data_dir else None)
+    options = json.loads(chosen.get("--options") or "{}")
+    experiment = load_experiment(chosen["--experiment"], Path(data_dir) if data_dir else None, options)
     parser = ArgumentParser(exit_on_error=False)
     add_recipe_arguments(parser)
     changes = parser.parse_args(recipe)
@@ -152,7 +184,10 @@ def lightning_cli(args: Sequence[str]) -> None:
         def _parse_ckpt_path(self) -> None:
             path = self.config.get(self.config.get("subcommand") or "", {}).get("ckpt_path")
             if path is not None and str(path) not in SPECIAL_CKPT_PATHS:
-                self.checkpoint = (Path(path), read_checkpoint(Path(path))["state_dict"])
+                content = read_checkpoint(Path(path))
+                self.checkpoint = (Path(path), content["state_dict"])
+                if "experiment_ref" in (content.get("hyper_parameters", {}).get("job") or {}):
+                    return  # a checkpoint of 'i2m2 run': the job's options were given (from_run_checkpoint)
             super()._parse_ckpt_path()
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:

@@ -154,6 +154,47 @@ def experiment_ref(argv: list[str]) -> str | None:
     return None
 
 
+LOGGERS = ("CSVLogger", "TensorBoardLogger", "MLFlowLogger", "WandbLogger", "CometLogger", "NeptuneLogger")
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Run configs are data only: refuse a ``class_path`` (which jsonargparse would import) before parsing,
+    except one of Lightning's own loggers at ``trainer.logger``."""
+    files = [a.partition("=")[2] for a in argv if a.startswith("--config=")]
+    files += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    for name in files:
+        try:
+            content = yaml.safe_load(Path(name).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # the parser reports an unreadable file itself
+        for where, value in _class_paths(content, ""):
+            if not (where in ("trainer.logger", "trainer.logger[]") and _lightning_logger(str(value))):
+                raise UserError(
+                    f"--config {name}: '{where}' names class_path {value!r}; run configs are data only "
+                    "(nothing is imported), except Lightning's loggers at trainer.logger: "
+                    + ", ".join(LOGGERS)
+                )
+
+
+def _lightning_logger(class_path: str) -> bool:
+    module, _, name = class_path.rpartition(".")
+    return name in LOGGERS and module in ("", "lightning.pytorch.loggers")
+
+
+def _class_paths(value: Any, where: str) -> list[tuple[str, Any]]:
+    """``(key path, class_path)`` of every ``class_path`` in a YAML value."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        if "class_path" in value:
+            found.append((where, value["class_path"]))
+        for key, item in value.items():
+            found += _class_paths(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            found += _class_paths(item, f"{where}[]")
+    return found
+
+
 def default_threads() -> int:
     """One fewer torch thread than the cores this process may use (at least one).
 
@@ -186,6 +227,7 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         raise UserError(
             f"{prog}: expected an experiment first, one of {list(experiment_names())} or FILE.py:FACTORY"
         )
+    check_config_files(argv)  # before anything named in a file is imported
     factory = get_factory(ref)
     parser = build_run_parser(prog, factory, positional=not demo)
     argv = canonical_argv(argv, parser, factory)

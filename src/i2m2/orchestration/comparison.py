@@ -27,6 +27,7 @@ from i2m2.orchestration.job import JobResult, JobSpec, forget_splits, run_job
 from i2m2.orchestration.options import RunOptions
 from i2m2.orchestration.plan import Job, all_methods, plan_jobs
 from i2m2.orchestration.signals import stop_on_signals
+from i2m2.runs.fingerprint import data_fingerprint
 from i2m2.runs.folder import RunFolder, run_record
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import quiet_lightning
@@ -145,7 +146,8 @@ class Comparison:
     def run(self) -> dict[str, Any]:
         """Train and test every job, then write the tables and the chart. Returns results.json's content."""
         quiet_lightning()
-        record = run_record(self.experiment.name, self.config(), self.options.experiment_options)
+        options = self.options
+        record = run_record(self.experiment.name, self.config(), options.experiment_options, self.data())
         self.folder.prepare(record)  # lock the folder; refuse another run's or a user's files
         try:
             with stop_on_signals(f"finished jobs are kept in {self.folder.path}; continue with --resume"):
@@ -153,6 +155,12 @@ class Comparison:
         finally:
             forget_splits()
             self.folder.release()
+
+    def data(self) -> dict[str, str] | None:
+        """The fingerprint of the files under ``--data_dir`` (folders the run writes into left out)."""
+        options = self.options
+        written = [Path(v) for v in (options.experiment_options or {}).values() if isinstance(v, str | Path)]
+        return data_fingerprint(options.data_dir, [p for p in written if p.is_dir()])
 
     def _run(self) -> dict[str, Any]:
         experiment, seeds = self.experiment, self.options.seed_list
@@ -169,7 +177,10 @@ class Comparison:
                     done += 1
                     key = (group, job.method, seed)
                     stem = self.folder.stem(*key)
-                    finished = self.folder.finished_job(stem) if self.options.resume else None
+                    facts = {"method": job.method, "group": group, "seed": seed}
+                    finished = self.folder.finished_job(stem, facts) if self.options.resume else None
+                    if stem in self.folder.unreadable:
+                        self._progress(bar, done - 1, total, key, self.folder.unreadable.pop(stem), False)
                     if finished is not None:
                         metrics[key] = finished["metrics"]
                         self._note_record(group, seed, job.method, finished)
@@ -242,12 +253,14 @@ class Comparison:
         if isinstance(record.get("log_prior"), list):
             self._log_priors.setdefault(group, {})[str(seed)] = record["log_prior"]
 
-    def _progress(self, bar: Any, done: int, total: int, key: tuple[str, str, int], text: str) -> None:
+    def _progress(
+        self, bar: Any, done: int, total: int, key: tuple[str, str, int], text: str, step: bool = True
+    ) -> None:
         group, method, seed = key
         where = f"{group} " if group else ""
         line = f"[{done}/{total}] {where}seed={seed} {method}: {text}"
         if self.interactive:
-            bar.update(1)
+            bar.update(1 if step else 0)
             bar.write(line)
         else:
             self.log(line)

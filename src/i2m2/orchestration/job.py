@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from i2m2.catalog import ExperimentRef
+from i2m2.errors import DataError
 from i2m2.experiment import Experiment, Splits, StageConfig
 from i2m2.metrics import mixture_accuracy
 from i2m2.models.methods import STAGE2_METHODS, method_base
@@ -132,13 +133,14 @@ def run_job(spec: JobSpec) -> JobResult:
     pl.seed_everything(spec.seed, verbose=False)  # the initial weights are part of what a seed fixes
     model = experiment.build_model(spec.method, spec.group, spec.fusion, spec.all_subsets)
     if spec.init_from:
-        state: dict[str, Tensor] = {}
-        for weights in spec.init_from.values():
-            state |= weights if isinstance(weights, dict) else read_model_weights(weights)
-        model.load_state_dict(state)
+        load_stage_one(model, spec.init_from)
     if spec.prior_correction and len(model.experts) > 1:
         model.set_prior_from_labels(training_labels(splits), experiment.classes(spec.group))
     facts = {"experiment": experiment.name, "method": spec.method, "group": spec.group, "seed": spec.seed}
+    if isinstance(spec.experiment, ExperimentRef):  # what 'i2m2 test --ckpt_path' rebuilds the job from
+        facts["experiment_ref"] = {"ref": spec.experiment.ref, "options": dict(spec.experiment.options)}
+        facts |= {"fusion": spec.fusion, "all_subsets": spec.all_subsets}
+        facts["data_dir"] = None if spec.data_dir is None else str(spec.data_dir)
     setup = time.perf_counter() - started  # data, model, stage-1 weights
     settings = FitSettings(
         stage=spec.stage,
@@ -178,6 +180,22 @@ def run_job(spec: JobSpec) -> JobResult:
         log_prior=[float(v) for v in prior] if prior is not None and prior.dim() == 1 else None,
         majority=majority_rate(splits),
     )
+
+
+def load_stage_one(model: Any, init_from: dict[str, dict[str, Tensor] | Path]) -> None:
+    """Start a product from its experts' stage-1 weights; weights of another model are refused, named."""
+    state: dict[str, Tensor] = {}
+    for weights in init_from.values():
+        state |= weights if isinstance(weights, dict) else read_model_weights(weights)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        sources = [str(w) if isinstance(w, Path) else row for row, w in init_from.items()]
+        first = str(err).split("\n\t")[1] if "\n\t" in str(err) else str(err)[:200]
+        raise DataError(
+            f"stage-1 weights {sources} do not fit this method's model ({first.strip()}); they belong to "
+            "another experiment or options: delete those checkpoints and job records to rerun them"
+        ) from err
 
 
 def majority_rate(splits: Splits) -> float | None:

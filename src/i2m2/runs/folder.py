@@ -35,6 +35,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from i2m2.atomic import atomic_write_text, save_checkpoint
 from i2m2.errors import DataError, UserError
+from i2m2.runs.fingerprint import fingerprint_changes
 from i2m2.runs.plots import bar_chart
 from i2m2.runs.predictions import Predictions, job_stem, predictions_path, save_predictions
 from i2m2.runs.results import write_results
@@ -82,24 +83,33 @@ def writes_files() -> bool:
 
 
 def run_record(
-    experiment: str, config: dict[str, Any], options: dict[str, Any] | None = None
+    experiment: str,
+    config: dict[str, Any],
+    options: dict[str, Any] | None = None,
+    data: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """run.json's content: what decides how jobs train (``identity``, hashed) and what this run covers.
 
     Args:
         experiment: the experiment's name.
-        config: results.json's ``config`` (see :meth:`i2m2.training.comparison.Comparison.config`).
-        options: the experiment factory's own options (``--n-train``, ``--tasks``), when known.
+        config: results.json's ``config`` (see :meth:`i2m2.orchestration.comparison.Comparison.config`).
+        options: the experiment factory's own options (``--n_train``, ``--tasks``), when known.
+        data: the fingerprint of the files read (:func:`i2m2.runs.fingerprint.data_fingerprint`).
     """
     identity: dict[str, Any] = {"experiment": experiment, "experiment_options": options or {}}
+    identity["data"] = data
     identity |= {k: config.get(k) for k in IDENTITY_KEYS}
     if identity["data_dir"] is not None:
         identity["data_dir"] = str(Path(identity["data_dir"]).resolve())
     identity["precision"] = str((config.get("trainer") or {}).get("precision", "32-true"))
     identity = json.loads(json.dumps(identity, default=str))  # plain JSON values (tuples -> lists)
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    digest = identity_hash(identity)
     scope = {k: config.get(k) for k in ("seeds", "methods", "trainer")}
     return {"identity": identity, "hash": digest, "scope": json.loads(json.dumps(scope, default=str))}
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def differences(old: Any, new: Any, where: str = "") -> list[str]:
@@ -125,6 +135,22 @@ def read_model_weights(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
 
 
+def _record_problem(data: Any, expected: dict[str, Any] | None) -> str | None:
+    """Why a job record cannot be trusted, or ``None``."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return "no metrics"
+    bad = sorted(k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float))
+    if bad:
+        return f"metric(s) {bad} are not numbers"
+    for key, value in (expected or {}).items():
+        if data.get(key) != value:
+            return f"{key} is {data.get(key)!r}, expected {value!r}"
+    return None
+
+
 class RunFolder:
     """Reads and writes one run folder (see the module docstring for the layout).
 
@@ -140,6 +166,7 @@ class RunFolder:
         self.resume = resume
         self._lock_text: str | None = None  # what this process wrote into the lock it holds
         self._record: dict[str, Any] | None = None  # run.json's new content, written with the results
+        self.unreadable: dict[str, str] = {}  # job stem -> why its record is not trusted (it reruns)
 
     @property
     def jobs(self) -> Path:
@@ -243,16 +270,13 @@ class RunFolder:
             )
         if previous.exists():
             if record is not None:
-                found = differences(self._read_record().get("identity"), record["identity"])
-                if found:
-                    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
-                    raise UserError(
-                        f"--resume {self.path}: the folder holds another run ({shown}); resume it with "
-                        "its own experiment and options, or choose another --out"
-                    )
+                self._check_same_run(self._read_record(), record)
             return
-        if has_jobs and all(p.name in LAYOUT for p in entries):
-            return  # a run written before run.json existed: resumable as it is
+        if has_jobs:
+            raise UserError(
+                f"--resume {self.path}: holds finished jobs but no {RECORD} (deleted?), so nothing "
+                "says which run they belong to; choose another --out (or restore the file)"
+            )
         # Folders of the layout may hold what a run that finished no job left (fit replaces it); a file
         # here without run.json, such as a results.csv, is someone else's.
         foreign = sorted(p.name for p in entries if not (p.is_dir() and p.name in LAYOUT))
@@ -260,6 +284,25 @@ class RunFolder:
             listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise UserError(
                 f"--out {self.path}: holds files i2m2 did not write ({listed}); choose a new or empty folder"
+            )
+
+    def _check_same_run(self, previous: dict[str, Any], record: dict[str, Any]) -> None:
+        """Refuse to resume a folder whose run.json was edited or records another run (naming what)."""
+        path = self.path / RECORD
+        if previous.get("hash") != identity_hash(previous["identity"]):
+            raise UserError(
+                f"--resume {path}: edited by hand (its hash does not match its content), so its "
+                "jobs cannot be checked against this run; choose another --out"
+            )
+        old, new = previous["identity"], record["identity"]
+        found = [f"data: {', '.join(fingerprint_changes(old.get('data'), new.get('data')))}"]
+        found = found if old.get("data") != new.get("data") else []
+        found += differences({**old, "data": None}, {**new, "data": None})
+        if found:
+            shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+            raise UserError(
+                f"--resume {self.path}: the folder holds another run ({shown}); resume it with its own "
+                "experiment, options and data, or choose another --out"
             )
 
     def _read_record(self) -> dict[str, Any]:
@@ -298,19 +341,28 @@ class RunFolder:
     def log_dir(self, stem: str) -> Path:
         return self.path / "logs" / stem
 
-    def finished_job(self, stem: str) -> dict[str, Any] | None:
-        """The record of a job finished earlier (with its checkpoint), or ``None``."""
+    def finished_job(self, stem: str, expected: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The record of a job finished earlier (with its checkpoint), or ``None`` when it must run (again).
+
+        A record that cannot be read, holds no finite metrics or names another job is not trusted: the
+        job runs again, and :attr:`unreadable` says why (the driver prints it). A folder where the record
+        should be is refused.
+        """
         record = self.jobs / f"{stem}.json"
+        if record.is_dir():
+            raise UserError(f"--resume {record}: a folder where a job record belongs; remove it and resume")
         if not (record.is_file() and self.checkpoint(stem).is_file()):
             return None
+        problem = None
         try:
             data = json.loads(record.read_text())
         except (OSError, ValueError) as err:
-            raise DataError(
-                f"{record}: not a readable job record ({err}); delete it to rerun the job"
-            ) from err
-        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-            raise DataError(f"{record}: expected a job record with 'metrics'; delete it to rerun the job")
+            data, problem = None, f"not JSON ({type(err).__name__})"
+        if problem is None:
+            problem = _record_problem(data, expected)
+        if problem is not None:
+            self.unreadable[stem] = f"{record.name} unreadable ({problem}): it will be run again"
+            return None
         return data
 
     def save_job(self, stem: str, record: dict[str, Any]) -> None:
@@ -327,9 +379,13 @@ class RunFolder:
     ) -> None:
         """The job's best weights as a Lightning-style checkpoint (the model's keys under ``model.``):
         a state_dict and plain hyperparameters, loadable with ``weights_only=True``."""
+        import lightning
+
         prefixed = {MODEL_PREFIX + k: v for k, v in state_dict.items()}
+        plain = json.loads(json.dumps(hyper_parameters, default=str))
+        # Lightning's own loaders (i2m2 test --ckpt_path) check the version that wrote a checkpoint.
         save_checkpoint(
-            self.checkpoint(stem), prefixed, json.loads(json.dumps(hyper_parameters, default=str))
+            self.checkpoint(stem), prefixed, plain, **{"pytorch-lightning_version": lightning.__version__}
         )
 
     def save_curve(self, stem: str, curve: str) -> None:
