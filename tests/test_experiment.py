@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from i2m2.errors import UserError
-from i2m2.experiment import StageChanges
+from i2m2.experiment import Recipe, StageChanges, StageConfig
 from i2m2.experiments.synthetic import synthetic
 from i2m2.models.expert import Expert
 
@@ -90,3 +90,34 @@ def test_load_splits_checks_the_data_once():
     experiment.load_data = lambda group, data_dir, seed: None
     with pytest.raises(UserError, match="load_data returned NoneType"):
         experiment.load_splits("both", None, 0)
+
+
+def test_stage_values_are_checked():
+    with pytest.raises(ValueError, match="bn_stats"):
+        StageConfig(bn_stats="eval")
+    changes = StageChanges(lr=0.1, bn_stats="batch")
+    assert changes.applied_to(StageConfig()).bn_stats == "batch"
+    from i2m2.experiments.synthetic import synthetic
+
+    experiment = synthetic()
+    with pytest.raises(ValueError, match="finetune_methods"):
+        type(experiment)(**{**vars(experiment), "recipe": Recipe(finetune_methods={"inter": changes})})
+
+
+def test_per_method_finetune_changes_apply_last_also_from_scratch(tmp_path):
+    from dataclasses import replace
+
+    from i2m2.experiments.synthetic import synthetic
+
+    experiment = synthetic()
+    experiment.recipe = replace(
+        experiment.recipe,
+        pretrain=replace(experiment.recipe.pretrain, max_epochs=7, patience=None),
+        finetune_methods={"intra": StageChanges(lr=0.3, patience=11)},
+    )
+    for scratch in (False, True):
+        intra = experiment.stage_config("intra", from_scratch=scratch)
+        i2m2 = experiment.stage_config("i2m2", from_scratch=scratch)
+        assert (intra.lr, intra.patience) == (0.3, 11)
+        assert i2m2.lr == experiment.recipe.finetune.lr
+        assert intra.max_epochs == (7 if scratch else experiment.recipe.finetune.max_epochs)

@@ -361,6 +361,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("data-avmnist-no-options", ["data", "avmnist"], "the following arguments are required", NO_SETUP),
     ("data-avmnist-mnist-missing", ["data", "avmnist", "--fsdd", "{tmp}", "--out", "{tmp}/av", "--mnist", "MISSING"], "--mnist MISSING: no such file or folder", NO_SETUP),
     ("data-avmnist-fsdd-missing", ["data", "avmnist", "--fsdd", "{tmp}/none", "--out", "{tmp}/av"], "--fsdd", NO_SETUP),
+    ("data-nlvr2-image-size-0", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--image-size", "0"], "--image_size must be 8..1024 pixels, got 0", NO_SETUP),
     ("data-nlvr2-negative", ["data", "nlvr2-shapes", "--out", "{tmp}/n", "--train", "-4"], "positive multiple of 4", NO_SETUP),
     ("data-fastmri-0-volumes", ["data", "fastmri-phantom", "--out", "{tmp}/f", "--volumes", "0"], "volumes >= 1", NO_SETUP),
     ("data-dashed-option-word", ["data", "fastmri-phantom", "--out", "{tmp}/f", "--noise-std", "abc"], 'key "noise_std"', NO_SETUP),
@@ -451,6 +452,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert snapshot(tmp_path) == before  # nothing written, nothing lost, no lock or temp file left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(SUBPROCESS))
 def test_bad_input_through_the_script(case, finished, tmp_path):
     _, argv, expected, setup = next(c for c in CASES if c[0] == case)
@@ -496,6 +498,35 @@ def api_presence_typo(tmp: Path) -> Any:
 
     model = I2M2(experts={"a": nn.Linear(2, 3)})
     return model({"a": torch.randn(4, 2)}, present={"aa": torch.ones(4, dtype=torch.bool)})
+
+
+def api_tensor_fusion_six(tmp: Path) -> Any:
+    from i2m2.models.registry import create_fusion
+
+    return create_fusion(
+        "tensor", {f"m{i}": 10 for i in range(6)}, 3, hidden=128
+    )  # refused before allocating
+
+
+def api_integer_logits(tmp: Path) -> Any:
+    from i2m2.models.i2m2 import I2M2
+
+    class Counts(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ones(len(x), 3, dtype=torch.long)
+
+    return I2M2(experts={"a": Counts(), "b": nn.Linear(2, 3)}, num_classes=3)(
+        {"a": torch.randn(4, 2), "b": torch.randn(4, 2)}
+    )
+
+
+def api_truncated_checkpoint(tmp: Path) -> Any:
+    from i2m2.runs.folder import read_model_weights
+
+    path = tmp / "x.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    return read_model_weights(path)
 
 
 def api_module_classes(tmp: Path) -> Any:
@@ -628,6 +659,23 @@ API_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     ("scale-devices-0", api_scale(devices=0), "devices: expected an integer >= 1"),
     ("run-into-empty-path", api_run_into_empty_path, "--out: expected a folder path, got ''"),
     ("presence-mask-typo", api_presence_typo, "presence mask names ['aa']"),
+    (
+        "tensor-fusion-six-modalities",
+        api_tensor_fusion_six,
+        "tensor fusion over 6 modalities has 3,089,630,179 parameters",
+    ),
+    ("integer-logits", api_integer_logits, "expert 'a': expected floating-point logits, got torch.int64"),
+    (
+        "mlp-negative-size",
+        lambda tmp: __import__("i2m2").MLP(-3, [4], 2),
+        "MLP: in_dim must be an integer >= 1, got -3",
+    ),
+    (
+        "fusion-negative-size",
+        lambda tmp: __import__("i2m2").create_fusion("late", {"a": -2, "b": 3}, 3),
+        "input_dims['a'] must be an integer >= 1",
+    ),
+    ("truncated-checkpoint-api", api_truncated_checkpoint, "not a readable i2m2 checkpoint"),
     ("module-class-count", api_module_classes, "model: build it with num_classes=C"),
     (
         "pickle-bytearray-bomb",
@@ -985,6 +1033,7 @@ def first_job_done(out: Path) -> Callable[[], bool]:
     return lambda: (out / "jobs" / f"{STEM}.json").is_file()
 
 
+@pytest.mark.slow
 def test_lock_stops_a_second_run_and_sigterm_sigint_stop_cleanly(tmp_path, capsys):
     term, interrupt = tmp_path / "term", tmp_path / "int"
     runs = {signal.SIGTERM: (term, start(term)), signal.SIGINT: (interrupt, start(interrupt))}
@@ -1005,6 +1054,7 @@ def test_lock_stops_a_second_run_and_sigterm_sigint_stop_cleanly(tmp_path, capsy
         assert json.loads((out / "jobs" / f"{STEM}.json").read_text())["metrics"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_table_of_an_uninterrupted_run(tmp_path):
     options = ["--max-epochs", "3"]
     killed = tmp_path / "killed"
@@ -1079,3 +1129,56 @@ def test_a_run_checkpoint_is_evaluated_as_it_is(finished, tmp_path, capsys):
     for name in ("acc", "auroc", "loss"):
         shown = re.search(rf"test/{name}\s+\S\s+([0-9.]+)", out)
         assert shown is not None and float(shown.group(1)) == pytest.approx(record["metrics"][name], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_multi_node_run_says_where_it_waits_and_gives_up(tmp_path):
+    """``--trainer.num_nodes 2`` needs the first node's address and port; with them, a node whose peers never
+    come says where it waits and stops after I2M2_NODE_TIMEOUT seconds with one line (not a hang)."""
+    argv = [SCRIPT, *RUN, "--trainer.strategy", "ddp", "--trainer.num_nodes", "2", "--trainer.accelerator"]
+    argv += ["cpu", "--out", str(tmp_path / "run")]
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK")}
+    env |= {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert_one_line(done.returncode, done.stderr, "set MASTER_ADDR and MASTER_PORT")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "I2M2_NODE_TIMEOUT": "3"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0] == f"node 0 of 2: waiting for the other nodes to join at 127.0.0.1:{port} " + (
+        "(gives up after 3 s; I2M2_NODE_TIMEOUT to change)"
+    )
+    assert lines[-1].startswith("i2m2 run: error: the other nodes did not join: Timed out")
+
+
+def test_backbone_folders_of_the_wrong_kind_are_one_line(tiny_towers):
+    """A text model given as the image tower (or the reverse) is named, not a transformers error."""
+    from i2m2.errors import DataError
+    from i2m2.models import backbones
+
+    with pytest.raises(DataError, match="a 'bert' model, not an image model; expected a vision backbone"):
+        backbones.vision_backbone(tiny_towers["text"])
+    with pytest.raises(DataError) as info:
+        backbones.text_backbone(tiny_towers["vision"])
+    assert "no usable tokenizer" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT while the command is still importing torch and Lightning, before any job: one line, exit 130."""
+    process = subprocess.Popen(
+        [SCRIPT, *RUN, "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,
+    )
+    time.sleep(0.5)  # the command's own start is light (0.1 s); torch and Lightning load after it
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line)]  # on a slow machine
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("i2m2 run: "), err

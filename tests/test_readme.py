@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 import torch
 
 from i2m2.cli import main
@@ -45,6 +46,7 @@ def test_readme_model_example_runs():
     assert torch.allclose(log_probs.exp().sum(1), torch.ones(8), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_readme_own_data_routes_run_as_written(tmp_path, monkeypatch, capsys):
     """Route 1 (npz + i2m2 run features), route 2 (run_experiment) and route 3 (FILE.py:FACTORY)."""
     monkeypatch.chdir(tmp_path)

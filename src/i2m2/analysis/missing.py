@@ -248,6 +248,12 @@ def missing_analysis(run: RunData) -> list[Artifact]:
     results = missing_results(run)
     if not results:
         return []
+    group_levels = {group: levels(run, group) for group in run.groups}
+    return [_csv(results), _markdown(run, results, group_levels), *_charts(run, results, group_levels)]
+
+
+def _csv(results: list[WithheldResult]) -> Artifact:
+    """missing.csv: one row per result, the cells of a missing number empty (its note says why)."""
     header = ["group", "method", "withheld", "kept", "mean_acc", "std_acc", "note"]
     header += ["reference_method", "reference_mean_acc", "reference_std_acc", "reference_note"]
     rows = [
@@ -261,28 +267,13 @@ def missing_analysis(run: RunData) -> list[Artifact]:
         )
         for r in results
     ]
-    grouped = any(r.group for r in results)
-    columns = ["group"] * grouped + [
-        "method",
-        "withheld",
-        "accuracy (%)",
-        "matching smaller model",
-        "its accuracy (%)",
-    ]
-    columns.append("how")
-    md_rows = [
-        [r.group] * grouped
-        + [
-            r.method,
-            "none" if not r.withheld else r.name,
-            pm(r.stat.per_seed, 100) if r.stat else "n/a",
-            (r.reference.method if r.reference else r.reference_note) if r.withheld else "",
-            pm(r.reference.per_seed, 100) if r.reference else "",
-            r.note,
-        ]
-        for r in results
-    ]
-    group_levels = {group: levels(run, group) for group in run.groups}
+    return csv_artifact("missing.csv", header, rows)
+
+
+def _markdown(
+    run: RunData, results: list[WithheldResult], group_levels: dict[str, tuple[float, float]]
+) -> Artifact:
+    """missing.md: how the products are derived, chance and majority levels, and the table of results."""
     level_lines = []
     for group, (chance, majority) in group_levels.items():
         where = f"{group}: " if group else ""
@@ -308,11 +299,29 @@ def missing_analysis(run: RunData) -> list[Artifact]:
         + "\nReference levels:\n\n"
         + "\n".join(level_lines)
         + "\n\n"
-        + markdown_table(columns, md_rows)
+        + _markdown_table(results)
     )
-    artifacts = [csv_artifact("missing.csv", header, rows), Artifact("missing.md", md.encode())]
-    artifacts += _charts(run, results, group_levels)
-    return artifacts
+    return Artifact("missing.md", md.encode())
+
+
+def _markdown_table(results: list[WithheldResult]) -> str:
+    """The results in missing.md, with a group column only when the run has groups."""
+    grouped = any(r.group for r in results)
+    columns = ["group"] * grouped + ["method", "withheld", "accuracy (%)", "matching smaller model"]
+    columns += ["its accuracy (%)", "how"]
+    rows = [
+        [r.group] * grouped
+        + [
+            r.method,
+            "none" if not r.withheld else r.name,
+            pm(r.stat.per_seed, 100) if r.stat else "n/a",
+            (r.reference.method if r.reference else r.reference_note) if r.withheld else "",
+            pm(r.reference.per_seed, 100) if r.reference else "",
+            r.note,
+        ]
+        for r in results
+    ]
+    return markdown_table(columns, rows)
 
 
 def _charts(

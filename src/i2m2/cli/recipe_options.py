@@ -7,19 +7,23 @@ recipe's value (:meth:`i2m2.experiment.Recipe.changed`).
 
 from __future__ import annotations
 
-from typing import Any
-
-from jsonargparse import ArgumentParser, Namespace
+from typing import TYPE_CHECKING, Any
 
 from i2m2.errors import UserError
-from i2m2.experiment import Experiment, Recipe, StageChanges
-from i2m2.models.methods import STAGE2_METHODS
+
+if TYPE_CHECKING:  # torch comes with these: the command's start stays light
+    from jsonargparse import ArgumentParser
+
+    from i2m2.experiment import Experiment, Recipe, StageChanges
 
 RECIPE_OPTIONS = ("pretrain", "finetune", "experts", "finetune_methods")
 
 
 def add_recipe_arguments(parser: ArgumentParser, prefix: str = "") -> None:
     """``--pretrain``, ``--finetune``, ``--experts`` and ``--finetune_methods`` (under ``prefix``)."""
+    from i2m2.experiment import StageChanges
+    from i2m2.models.methods import STAGE2_METHODS
+
     parser.add_argument(
         f"--{prefix}pretrain", type=StageChanges, default=StageChanges(), help="stage-1 changes"
     )
@@ -42,6 +46,10 @@ def add_recipe_arguments(parser: ArgumentParser, prefix: str = "") -> None:
 
 def changes(value: Any) -> StageChanges:
     """A parsed ``StageChanges`` (jsonargparse keeps a dataclass option a namespace until instantiated)."""
+    from jsonargparse import Namespace
+
+    from i2m2.experiment import StageChanges
+
     if isinstance(value, StageChanges):
         return value
     return StageChanges(**(value.as_dict() if isinstance(value, Namespace) else dict(value or {})))
@@ -55,6 +63,8 @@ def recipe_with_changes(
     finetune_methods: Any = None,
 ) -> Recipe:
     """The experiment's recipe with a command line's changes; unknown expert or method names refused."""
+    from i2m2.models.methods import STAGE2_METHODS
+
     known = {"experts": {*experiment.modalities, "inter"}, "finetune_methods": set(STAGE2_METHODS)}
     for key, given in (("experts", experts), ("finetune_methods", finetune_methods)):
         unknown = sorted(set(given or {}) - known[key])

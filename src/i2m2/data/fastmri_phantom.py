@@ -151,17 +151,7 @@ def _write_volume(
         magnitude = _line(magnitude, yy, xx, ligament + jitter, size * 0.16, value=1.2)
         dip = ligament if "acl" in shown else dip_away
         phase = phase - 1.5 * _blob(yy, xx, dip + jitter, sigma=3.0)
-        if "meniscus" in shown:
-            f = shown["meniscus"]
-            band = (np.abs(yy - f.y) < 2.0) & (np.abs(xx - f.x) < size * 0.16)
-            magnitude = np.where(band, 0.3 * magnitude, magnitude)
-        if "cartilage" in shown:
-            f = shown["cartilage"]
-            phase = phase + CARTILAGE_RAD * _blob(yy, xx, np.array([f.y, f.x]), sigma=CARTILAGE_SIGMA)
-        if "other" in shown:
-            f = shown["other"]
-            pocket = ((yy - f.y) / (size * 0.08)) ** 2 + ((xx - f.x) / (size * 0.12)) ** 2 < 1
-            magnitude = np.where(pocket, 1.4, magnitude)
+        magnitude, phase = _lesions(magnitude, phase, yy, xx, size, shown)
         clean = magnitude * np.exp(1j * phase)
         noise = rng.standard_normal((2, *clean.shape))
         kspace[s] = centered_fft2(clean) + noise_std * (noise[0] + 1j * noise[1])
@@ -170,11 +160,43 @@ def _write_volume(
         rows += _csv_rows(name, s, size, shown, ligament)
     if rng.random() < 0.3:
         rows.append(f"{name},,Yes,,,,,Patellar Retinaculum - High grade sprain")
+    _write_h5(path, name, kspace, rss, esc)
+    return rows
+
+
+def _lesions(
+    magnitude: np.ndarray,
+    phase: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    size: int,
+    shown: dict[str, _Finding],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One slice's magnitude and phase with the findings it shows other than the ACL (which lives in the
+    ligament and the phase dip): a dark meniscus band, a cartilage phase bump, a bright effusion pocket."""
+    if "meniscus" in shown:
+        f = shown["meniscus"]
+        band = (np.abs(yy - f.y) < 2.0) & (np.abs(xx - f.x) < size * 0.16)
+        magnitude = np.where(band, 0.3 * magnitude, magnitude)
+    if "cartilage" in shown:
+        f = shown["cartilage"]
+        phase = phase + CARTILAGE_RAD * _blob(yy, xx, np.array([f.y, f.x]), sigma=CARTILAGE_SIGMA)
+    if "other" in shown:
+        f = shown["other"]
+        pocket = ((yy - f.y) / (size * 0.08)) ** 2 + ((xx - f.x) / (size * 0.12)) ** 2 < 1
+        magnitude = np.where(pocket, 1.4, magnitude)
+    return magnitude, phase
+
+
+def _write_h5(path: Path, name: str, kspace: np.ndarray, rss: np.ndarray, esc: np.ndarray) -> None:
+    """One volume in fastMRI's single-coil HDF5 layout: k-space (slices, 2*size, width), both
+    reconstructions (slices, size, size), the ISMRMRD header and fastMRI's attributes."""
+    _, height, width = kspace.shape
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=kspace)
         f.create_dataset("reconstruction_rss", data=rss)
         f.create_dataset("reconstruction_esc", data=esc)
-        f.create_dataset("ismrmrd_header", data=_header(2 * size, width, size))
+        f.create_dataset("ismrmrd_header", data=_header(height, width, rss.shape[-1]))
         f.attrs.update(
             acquisition="CORPD_FBK",
             max=float(rss.max()),
@@ -182,7 +204,6 @@ def _write_volume(
             patient_id=hashlib.sha256(name.encode()).hexdigest(),
             simulated=SIMULATED,
         )
-    return rows
 
 
 def _draw_finding(rng: np.random.Generator, slices: int, size: int, present: bool) -> _Finding | None:

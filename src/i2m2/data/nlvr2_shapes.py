@@ -118,6 +118,9 @@ def image_attributes(questions: Any) -> dict[int, Attributes]:
     return attributes
 
 
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # pixels a side: smaller shapes vanish, larger only cost
+
+
 def build_nlvr2_shapes(
     out: Path, seed: int = 0, train: int = 4000, dev: int = 1000, test: int = 1000, image_size: int = 32
 ) -> Path:
@@ -132,6 +135,10 @@ def build_nlvr2_shapes(
     for name, n in (("train", train), ("dev", dev), ("test", test)):
         if n < GROUP_SIZE or n % GROUP_SIZE:
             raise UserError(f"nlvr2-shapes: {name} must be a positive multiple of {GROUP_SIZE}, got {n}")
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise UserError(
+            f"nlvr2-shapes: --image_size must be {MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} pixels, got {image_size}"
+        )
     package = _easy_vqa()
     rng = random.Random(seed)
     train_pool = _pool(package.get_train_questions(), package.get_train_image_paths())

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -129,9 +129,101 @@ class FastMRISplits:
     test: Dataset[tuple[dict[str, Tensor], Tensor]]
     num_classes: int = 2
 
+    def load(self, group: str, folder: Path | None, seed: int) -> FastMRISplits:
+        """``load_data``: the split is fixed by ``split_seed``; the run seed sets weights and batch order."""
+        return self
+
 
 def level_name(snr_db: float) -> str:
     return f"{snr_db:g} dB"
+
+
+@dataclass(frozen=True)
+class ScoringNoise:
+    """Complex Gaussian k-space noise on the test split: none, at one SNR, or a sweep (the test slices clean,
+    then at each SNR, each example's level its group: Figure C.7)."""
+
+    snr_db: float | None = None
+    sweep_db: tuple[float, ...] = ()
+
+    @classmethod
+    def checked(cls, snr_db: float | None, sweep_db: list[float] | None) -> ScoringNoise:
+        if snr_db is not None and sweep_db:
+            raise UserError("--test-snr-db and --noise-sweep-db: give one of them")
+        return cls(snr_db, tuple(sweep_db or ()))
+
+    def applied_to(self, test: FastMRISlices, seed: int) -> Dataset[tuple[dict[str, Tensor], Tensor]]:
+        if self.snr_db is not None:
+            test = test.with_noise(self.snr_db, seed)
+        return NoiseSweep(test, list(self.sweep_db), seed) if self.sweep_db else test
+
+    @property
+    def description(self) -> str:
+        noise = f", test at {self.snr_db:g} dB" if self.snr_db is not None else ""
+        levels = ", ".join(map(level_name, self.sweep_db))
+        sweep = f", test clean + {levels} pooled (per level: i2m2 analyze)" if self.sweep_db else ""
+        return noise + sweep
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return ("clean", *map(level_name, self.sweep_db)) if self.sweep_db else ()
+
+
+@dataclass(frozen=True)
+class FindingsExperts:
+    """The experts' builders: an image network (``architecture`` of ``width`` base channels) with one 2-way
+    head per finding."""
+
+    architecture: str
+    width: int
+
+    def unimodal(self, modality: str, classes: int, group: str = "") -> nn.Module:
+        return FindingsClassifier(image_encoder(self.architecture, 1, self.width), len(FASTMRI_FINDINGS))
+
+    def early_fusion(self, fused: tuple[str, ...], classes: int, group: str = "") -> Expert:
+        """The paper's inter expert: the modalities stacked as channels of one image network (unused by the
+        one-modality RSS run, whose only row is unimodal)."""
+        encoder = image_encoder(self.architecture, len(fused), self.width)
+        return EarlyFusion(fused, FindingsClassifier(encoder, len(FASTMRI_FINDINGS)))
+
+
+def preset_defaults(
+    preset: str, architecture: Architecture | None, width: int | None, crop: int | None, max_width: int | None
+) -> tuple[FindingsExperts, int, int]:
+    """The experts, the crop and the widest k-space, with the preset's defaults: the cpu preset's fit
+    'i2m2 data fastmri-phantom' on two cores (the small CNN, the phantom's crop and k-space width)."""
+    if preset not in PRESETS:
+        raise UserError(f"--preset: expected one of {list(PRESETS)}, got {preset!r}")
+    phantom = preset == "cpu"
+    architecture = architecture or ("cnn" if phantom else "preact18")
+    if architecture not in DEFAULT_WIDTH:
+        raise UserError(f"--architecture: expected one of {list(DEFAULT_WIDTH)}, got {architecture!r}")
+    if crop is None:
+        crop = PHANTOM_SIZE if phantom else 320
+    if max_width is None:
+        max_width = phantom_max_width(crop) if phantom else 400
+    width = DEFAULT_WIDTH[architecture] if width is None else width
+    if width < 1 or crop < 1:
+        raise UserError(f"--width and --crop must be >= 1, got {width} and {crop}")
+    return FindingsExperts(architecture, width), crop, max_width
+
+
+def preset_recipe(preset: str, rss_baseline: bool) -> Recipe:
+    """The preset's recipe; the RSS row trains like the magnitude row (both are magnitude images)."""
+    recipe = PRESETS[preset]
+    if not rss_baseline:
+        return recipe
+    changes = recipe.experts.get("magnitude")
+    return Recipe(recipe.pretrain, recipe.finetune, {"rss": changes} if changes else {})
+
+
+def describe(
+    rss_baseline: bool, experts: FindingsExperts, crop: int, preset: str, noise: ScoringNoise
+) -> str:
+    """The run's one line: the images, the network, the crop, the recipe and the test split's noise."""
+    images = "RSS" if rss_baseline else "magnitude + phase"
+    network = f"{experts.architecture} width {experts.width}"
+    return f"fastMRI knee {images}, {network}, crop {crop}, {preset} recipe{noise.description}"
 
 
 @register_experiment("fastmri-knee")
@@ -168,71 +260,24 @@ def fastmri_knee(
         raise UserError(
             "experiment 'fastmri-knee' reads files: pass --data-dir DIR (see 'i2m2 data fastmri-phantom')"
         )
-    if preset not in PRESETS:
-        raise UserError(f"--preset: expected one of {list(PRESETS)}, got {preset!r}")
-    phantom = preset == "cpu"  # the cpu preset's defaults fit 'i2m2 data fastmri-phantom' on two cores
-    architecture = architecture or ("cnn" if phantom else "preact18")
-    if architecture not in DEFAULT_WIDTH:
-        raise UserError(f"--architecture: expected one of {list(DEFAULT_WIDTH)}, got {architecture!r}")
-    if crop is None:
-        crop = PHANTOM_SIZE if phantom else 320
-    if max_width is None:
-        max_width = phantom_max_width(crop) if phantom else 400
-    width = DEFAULT_WIDTH[architecture] if width is None else width
-    if width < 1 or crop < 1:
-        raise UserError(f"--width and --crop must be >= 1, got {width} and {crop}")
-    if test_snr_db is not None and noise_sweep_db:
-        raise UserError("--test-snr-db and --noise-sweep-db: give one of them")
+    experts, crop, max_width = preset_defaults(preset, architecture, width, crop, max_width)
+    noise = ScoringNoise.checked(test_snr_db, noise_sweep_db)
     modalities = ("rss",) if rss_baseline else KSPACE_MODALITIES
     train, val, test = load_fastmri(
         Path(data_dir), split_seed, crop=crop, cache_dir=cache_dir, max_width=max_width, modalities=modalities
     )
-    levels = list(noise_sweep_db or [])
-    if test_snr_db is not None:
-        test = test.with_noise(test_snr_db, split_seed)
-    splits = FastMRISplits(train, val, NoiseSweep(test, levels, split_seed) if levels else test)
-    findings = len(FASTMRI_FINDINGS)
-
-    def load(group: str, folder: Path | None, seed: int) -> FastMRISplits:
-        return splits  # the split is fixed by split_seed; the run seed sets weights and batch order
-
-    def unimodal(modality: str, classes: int, group: str) -> nn.Module:
-        return FindingsClassifier(image_encoder(architecture, 1, width), findings)
-
-    def early_fusion(fused: tuple[str, ...], classes: int, group: str) -> Expert:
-        """The paper's inter expert: the modalities stacked as channels of one image network."""
-        return EarlyFusion(
-            fused, FindingsClassifier(image_encoder(architecture, len(fused), width), findings)
-        )
-
-    recipe = PRESETS[preset]
-    if rss_baseline:  # the RSS row trains like the magnitude row (both are magnitude images)
-        changes = recipe.experts.get("magnitude")
-        recipe = Recipe(recipe.pretrain, recipe.finetune, {"rss": changes} if changes else {})
-    noise = f", test at {test_snr_db:g} dB" if test_snr_db is not None else ""
-    sweep = (
-        f", test clean + {', '.join(map(level_name, levels))} pooled (per level: i2m2 analyze)"
-        if levels
-        else ""
-    )
-    info: dict[str, Any] = {}
-    if levels:
-        info["group_names"] = ("clean", *map(level_name, levels))
     return Experiment(
         name="fastmri-knee",
-        description=(
-            f"fastMRI knee {'RSS' if rss_baseline else 'magnitude + phase'}, {architecture} width {width}, "
-            f"crop {crop}, {preset} recipe{noise}{sweep}"
-        ),
+        description=describe(rss_baseline, experts, crop, preset, noise),
         modalities=modalities,
         num_classes=2,
-        load_data=load,
-        build_unimodal=unimodal,
-        build_inter={"early": early_fusion},  # unused by the one-modality RSS run (its only row is unimodal)
-        recipe=recipe,
+        load_data=FastMRISplits(train, val, noise.applied_to(test, split_seed)).load,
+        build_unimodal=experts.unimodal,
+        build_inter={"early": experts.early_fusion},
+        recipe=preset_recipe(preset, rss_baseline),
         needs_data_dir=True,
         monitor="auroc",
         objective=MultiTaskObjective(FASTMRI_FINDINGS, class_weights_from_labels(train.labels)),
         analyses=("fastmri",),  # four findings per example: Figures 2-4, Table 5, C.7, not the generic ones
-        **info,
+        group_names=noise.group_names,
     )

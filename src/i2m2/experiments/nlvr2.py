@@ -28,7 +28,7 @@ from i2m2.data.easy_vqa import Vocabulary
 from i2m2.data.multimodal_dataset import DataSplits
 from i2m2.data.nlvr2 import MODALITIES, NUM_CLASSES, load_nlvr2, read_nlvr2_split
 from i2m2.errors import UserError
-from i2m2.experiment import Experiment, Recipe, StageConfig
+from i2m2.experiment import DataLoaderFn, Experiment, Recipe, StageConfig
 from i2m2.models.encoders.cnn import SmallCNN
 from i2m2.models.encoders.pair import PairEncoder
 from i2m2.models.encoders.text import QuestionEncoder
@@ -60,6 +60,7 @@ CNN_CHANNELS = (16, 32, 32)
 IMAGE_FEATURES = 32  # per image; the pair gives 64
 EMBEDDING_DIM, STATEMENT_FEATURES = 32, 64
 HEAD_HIDDEN, FUSION_HIDDEN = 64, 128
+ANALYSES = ("entropy", "rescue", "groups", "missing", "sweep", "examples_nlvr2")  # + Figure 5
 
 
 class ScratchEncoders:
@@ -68,6 +69,12 @@ class ScratchEncoders:
     def __init__(self, vocab_size: int, image_size: int) -> None:
         self.vocab_size = vocab_size
         self.image_size = image_size
+
+    @classmethod
+    def for_folder(cls, root: Path, image_size: int) -> ScratchEncoders:
+        """Encoders whose word embedding covers the words of the folder's training statements."""
+        train = read_nlvr2_split(root, "train")
+        return cls(len(Vocabulary.from_questions(train.sentences)), image_size)
 
     def encoder(self, modality: str) -> PairEncoder | QuestionEncoder:
         if modality == "images":
@@ -84,6 +91,45 @@ class ScratchEncoders:
         encoders = {m: self.encoder(m) for m in modalities}
         size = sum(e.out_features for e in encoders.values())
         return LateFusion(encoders, MLP(size, [FUSION_HIDDEN], classes))
+
+
+def checked_data_dir(
+    data_dir: Path | None,
+    vision_backbone: Path | None,
+    text_backbone: Path | None,
+    fine_tune: bool,
+    image_size: int,
+) -> Path:
+    """The data folder, once the options agree: both backbones or neither, fine-tuning only with them."""
+    if data_dir is None:
+        raise UserError(
+            "experiment 'nlvr2' reads files: pass --data-dir DIR (e.g. from 'i2m2 data nlvr2-shapes')"
+        )
+    if (vision_backbone is None) != (text_backbone is None):
+        raise UserError("nlvr2: pass both --vision-backbone and --text-backbone, or neither (from scratch)")
+    if fine_tune and vision_backbone is None:
+        raise UserError("nlvr2: --fine-tune needs --vision-backbone and --text-backbone")
+    if image_size < 8:
+        raise UserError(f"--image-size: expected an integer >= 8, got {image_size}")
+    return Path(data_dir)
+
+
+def cached_splits(root: Path, build: Towers | ScratchEncoders) -> DataLoaderFn:
+    """``load_data``: the splits are fixed files, read (and encoded by the towers) once per folder for
+    every seed."""
+    cache: dict[Path, DataSplits] = {}
+
+    def load(group: str, folder: Path | None, seed: int) -> DataSplits:
+        path = Path(folder or root)
+        if path not in cache:
+            if isinstance(build, ScratchEncoders):
+                cache[path] = load_nlvr2(path, image_size=build.image_size, preload=True)
+            else:
+                vision, text = build.data_towers()
+                cache[path] = load_nlvr2(path, vision, text, preload=False)
+        return cache[path]
+
+    return load
 
 
 @register_experiment("nlvr2")
@@ -111,21 +157,10 @@ def nlvr2(
         hidden: hidden width of the backbone heads (default twice their input).
         dropout: dropout of the backbone heads.
     """
-    if data_dir is None:
-        raise UserError(
-            "experiment 'nlvr2' reads files: pass --data-dir DIR (e.g. from 'i2m2 data nlvr2-shapes')"
-        )
-    root = Path(data_dir)
-    if (vision_backbone is None) != (text_backbone is None):
-        raise UserError("nlvr2: pass both --vision-backbone and --text-backbone, or neither (from scratch)")
-    if fine_tune and vision_backbone is None:
-        raise UserError("nlvr2: --fine-tune needs --vision-backbone and --text-backbone")
-    if image_size < 8:
-        raise UserError(f"--image-size: expected an integer >= 8, got {image_size}")
-    towers: Towers | None = None
+    root = checked_data_dir(data_dir, vision_backbone, text_backbone, fine_tune, image_size)
     build: Towers | ScratchEncoders
     if vision_backbone is not None and text_backbone is not None:
-        towers = Towers(
+        build = Towers(
             Path(vision_backbone),
             Path(text_backbone),
             "images",
@@ -136,33 +171,19 @@ def nlvr2(
             hidden=hidden,
             dropout=dropout,
         )
-        build = towers
     else:
-        train = read_nlvr2_split(root, "train")
-        build = ScratchEncoders(len(Vocabulary.from_questions(train.sentences)), image_size)
-    cache: dict[Path, DataSplits] = {}
-
-    def load(group: str, folder: Path | None, seed: int) -> DataSplits:
-        path = Path(folder or root)  # the splits are fixed files: read (and encode) once for every seed
-        if path not in cache:
-            if towers is None:
-                cache[path] = load_nlvr2(path, image_size=image_size, preload=True)
-            else:
-                vision, text = towers.data_towers()
-                cache[path] = load_nlvr2(path, vision, text, preload=False)
-        return cache[path]
-
-    chosen = recipe or ("scratch" if towers is None else "paper")
-    where = "from scratch" if towers is None else ("fine-tuned towers" if fine_tune else "frozen features")
+        build = ScratchEncoders.for_folder(root, image_size)
+    scratch = isinstance(build, ScratchEncoders)
+    where = "from scratch" if scratch else ("fine-tuned towers" if fine_tune else "frozen features")
     return Experiment(
         name="nlvr2",
         description=f"NLVR2 layout ({root.name}): is the statement true of the image pair? ({where})",
         modalities=MODALITIES,
         num_classes=NUM_CLASSES,
-        load_data=load,
+        load_data=cached_splits(root, build),
         build_unimodal=build.unimodal,
         build_inter={"lf": build.inter},
-        recipe=RECIPES[chosen],
+        recipe=RECIPES[recipe or ("scratch" if scratch else "paper")],
         needs_data_dir=True,
-        analyses=("entropy", "rescue", "groups", "missing", "sweep", "examples_nlvr2"),  # + Figure 5
+        analyses=ANALYSES,
     )

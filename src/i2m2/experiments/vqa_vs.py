@@ -30,7 +30,7 @@ from i2m2.catalog import register_experiment
 from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.data.vqa_vs import MODALITIES, OOD_SUBSETS, load_vqa_vs, training_answer_counts
 from i2m2.errors import DataError, UserError
-from i2m2.experiment import Experiment, Recipe, StageConfig
+from i2m2.experiment import DataLoaderFn, Experiment, Recipe, StageConfig
 from i2m2.models.vl_towers import Towers
 from i2m2.objectives.vqa import OOD_KEY, VQAObjective
 
@@ -45,6 +45,8 @@ RECIPES: dict[str, Recipe] = {
         finetune=StageConfig("adamw", lr=1e-4, weight_decay=0.01, max_epochs=100, batch_size=512),
     ),
 }
+# The generic analyses, Table 3 / Figure C.6 from the ood_* metrics, Figure 5 re-read from data_dir.
+ANALYSES = ("entropy", "rescue", "groups", "missing", "sweep", "ood_splits", "examples_vqa_vs")
 
 
 class WithBatchKeys(MultimodalDataset):
@@ -85,6 +87,38 @@ def vocabulary_size(root: Path, min_count: int) -> int:
     return size
 
 
+def required_folders(
+    data_dir: Path | None, vision_backbone: Path | None, text_backbone: Path | None
+) -> tuple[Path, Path, Path]:
+    """The data folder and the two backbone folders: VQA-VS has no from-scratch variant."""
+    if data_dir is None:
+        raise UserError("experiment 'vqa-vs' reads files: pass --data-dir DIR (the VQA-VS folder)")
+    if vision_backbone is None or text_backbone is None:
+        raise UserError(
+            "vqa-vs: pass --vision-backbone DIR and --text-backbone DIR (local save_pretrained folders)"
+        )
+    return Path(data_dir), Path(vision_backbone), Path(text_backbone)
+
+
+def cached_splits(root: Path, min_count: int, towers: Towers) -> DataLoaderFn:
+    """``load_data``: the splits are fixed files, read and encoded once per folder for every seed; the test
+    split carries its OOD membership (:class:`WithBatchKeys`), so one test pass scores every subset."""
+    cache: dict[Path, DataSplits] = {}
+
+    def load(group: str, folder: Path | None, seed: int) -> DataSplits:
+        path = Path(folder or root)
+        if path not in cache:
+            vision, text = towers.data_towers()
+            splits, _ = load_vqa_vs(path, min_count, vision, text)
+            if splits.test.groups is None:
+                raise DataError(f"{path}: the test split has no OOD membership")
+            test = WithBatchKeys(splits.test, {OOD_KEY: splits.test.groups})
+            cache[path] = DataSplits(splits.train, splits.val, test, splits.num_classes)
+        return cache[path]
+
+    return load
+
+
 @register_experiment("vqa-vs")
 def vqa_vs(
     data_dir: Path | None = None,
@@ -112,19 +146,13 @@ def vqa_vs(
         hidden: hidden width of every head (default twice its input).
         dropout: dropout of every head.
     """
-    if data_dir is None:
-        raise UserError("experiment 'vqa-vs' reads files: pass --data-dir DIR (the VQA-VS folder)")
-    if vision_backbone is None or text_backbone is None:
-        raise UserError(
-            "vqa-vs: pass --vision-backbone DIR and --text-backbone DIR (local save_pretrained folders)"
-        )
+    root, vision, text = required_folders(data_dir, vision_backbone, text_backbone)
     if min_count < 1:
         raise UserError(f"--min-count: expected an integer >= 1, got {min_count}")
-    root = Path(data_dir)
     num_classes = vocabulary_size(root, min_count)
     towers = Towers(
-        Path(vision_backbone),
-        Path(text_backbone),
+        vision,
+        text,
         "image",
         "question",
         pooling=pooling,
@@ -133,25 +161,12 @@ def vqa_vs(
         hidden=hidden,
         dropout=dropout,
     )
-    cache: dict[Path, DataSplits] = {}
-
-    def load(group: str, folder: Path | None, seed: int) -> DataSplits:
-        path = Path(folder or root)  # fixed splits: read and encode once for every seed
-        if path not in cache:
-            vision, text = towers.data_towers()
-            splits, _ = load_vqa_vs(path, min_count, vision, text)
-            if splits.test.groups is None:
-                raise DataError(f"{path}: the test split has no OOD membership")
-            test = WithBatchKeys(splits.test, {OOD_KEY: splits.test.groups})
-            cache[path] = DataSplits(splits.train, splits.val, test, splits.num_classes)
-        return cache[path]
-
     return Experiment(
         name="vqa-vs",
         description=f"VQA-VS ({root.name}): {num_classes} answers, VQA score on IID and nine OOD subsets",
         modalities=MODALITIES,
         num_classes=num_classes,
-        load_data=load,
+        load_data=cached_splits(root, min_count, towers),
         build_unimodal=towers.unimodal,
         build_inter={"lf": towers.inter},
         recipe=RECIPES[recipe],
@@ -159,6 +174,5 @@ def vqa_vs(
         monitor="vqa_score",
         group_names=OOD_SUBSETS,
         objective=VQAObjective(OOD_SUBSETS),
-        # the generic ones, Table 3 / Figure C.6 from the ood_* metrics, Figure 5 re-read from data_dir
-        analyses=("entropy", "rescue", "groups", "missing", "sweep", "ood_splits", "examples_vqa_vs"),
+        analyses=ANALYSES,
     )

@@ -142,6 +142,12 @@ class VisionBackbone(_Backbone):
 
     def __init__(self, folder: Path, pooling: str = "cls", trainable: bool = False) -> None:
         super().__init__(folder, pooling, trainable)
+        if not hasattr(self.model.config, "num_channels"):  # a text model's folder given for the images
+            kind = getattr(self.model.config, "model_type", "?")
+            raise DataError(
+                f"{self.folder}: a '{kind}' model, not an image model; expected a vision backbone folder "
+                "(ViT, Swin, ConvNeXt, ResNet, ...)"
+            )
         self.processor = _image_processor(self.folder)
         self.image_size = _image_size(self.model.config)
 
@@ -183,7 +189,11 @@ class TextBackbone(_Backbone):
                 self.folder, local_files_only=True
             )
         except (OSError, ValueError) as err:
-            raise DataError(f"{self.folder}: no usable tokenizer in the backbone folder ({err})") from err
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(
+                f"{self.folder}: no usable tokenizer in the backbone folder ({first}); expected a text model "
+                "saved with its tokenizer (BERT, RoBERTa, ...)"
+            ) from err
         if self.tokenizer.pad_token_id is None:
             raise DataError(f"{self.folder}: the tokenizer has no padding token")
         self.pad_id = int(self.tokenizer.pad_token_id)

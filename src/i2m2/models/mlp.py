@@ -7,6 +7,8 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from i2m2.models.validation import check_sizes
+
 
 class MLP(nn.Sequential):
     """Linear layers with ReLU (and optional dropout) between them; no activation after the last.
@@ -19,6 +21,12 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int, dropout: float = 0.0) -> None:
+        check_sizes(
+            "MLP",
+            in_dim=in_dim,
+            out_dim=out_dim,
+            **{f"hidden_dims[{i}]": d for i, d in enumerate(hidden_dims)},
+        )
         layers: list[nn.Module] = [nn.Flatten(1)]
         dims = [in_dim, *hidden_dims]
         for d_in, d_out in pairwise(dims):

@@ -16,11 +16,14 @@ from i2m2.models.expert import Expert
 from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, NullTokenFusion, TensorFusion
 from i2m2.models.fusion.tensor import tensor_fusion_dim
 from i2m2.models.mlp import MLP
+from i2m2.models.validation import check_sizes
 
 FusionBuilder = Callable[..., Expert]
 FUSIONS: dict[str, FusionBuilder] = {}
 # Above this many parameters the tensor fusion warns (its head grows as prod(feature_dim + 1)).
 TENSOR_FUSION_PARAMETER_BUDGET = 5_000_000
+# Above this many times the budget it refuses, before allocating (six modalities: billions of weights).
+TENSOR_FUSION_REFUSED_ABOVE = 50
 
 
 def register_fusion(name: str) -> Callable[[FusionBuilder], FusionBuilder]:
@@ -50,6 +53,11 @@ def create_fusion(name: str, input_dims: Mapping[str, int], num_classes: int, **
             ``feature_dim=3`` for ``tensor``; :func:`fusion_options` lists them.
     """
     builder = _builder(name)
+    check_sizes(
+        f"fusion '{name}'",
+        num_classes=num_classes,
+        **{f"input_dims['{m}']": d for m, d in input_dims.items()},
+    )
     parameters = inspect.signature(builder).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = sorted(set(options) - set(fusion_options(name)))
@@ -121,15 +129,12 @@ def tensor_fusion(
     """Small encoders (``feature_dim``, default ``max(4, hidden // 8)``), their outer product, an MLP head.
 
     The head's input has ``(feature_dim + 1) ** M`` entries; above ``max_parameters`` this warns and says
-    which ``feature_dim`` fits.
+    which ``feature_dim`` fits, and above 50 times that it refuses before allocating anything.
     """
     features = feature_dim or max(4, hidden // 8)
-    encoders = _encoders(input_dims, hidden, features)
     fused = tensor_fusion_dim(dict.fromkeys(input_dims, features))
-    head = MLP(fused, [hidden], num_classes)
-    expert = TensorFusion(encoders, head)
     count = _tensor_fusion_parameters(input_dims, num_classes, hidden, features)
-    if count > max_parameters:
+    if count > max_parameters:  # checked before anything is allocated
         fits = [
             f
             for f in range(1, features)
@@ -141,16 +146,18 @@ def tensor_fusion(
             if fits
             else "even feature_dim=1 does not fit; lower hidden"
         )
-        warnings.warn(
+        text = (
             f"tensor fusion over {len(input_dims)} modalities has {count:,} parameters: its head reads the "
             f"outer product of ({features} + 1)-sized features, {fused:,} entries, with {hidden} units. "
             f"Shrink the per-modality feature size ({shrink}; the budget max_parameters is "
             f"{max_parameters:,}), or use 'lrtf' or 'null-token', whose size is linear in the number of "
-            "modalities.",
-            UserWarning,
-            stacklevel=3,
+            "modalities."
         )
-    return expert
+        if count > TENSOR_FUSION_REFUSED_ABOVE * max_parameters:  # would allocate until the machine gives out
+            raise ValueError(text)
+        warnings.warn(text, UserWarning, stacklevel=3)
+    encoders = _encoders(input_dims, hidden, features)
+    return TensorFusion(encoders, MLP(fused, [hidden], num_classes))
 
 
 def _tensor_fusion_parameters(

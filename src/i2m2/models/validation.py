@@ -86,6 +86,13 @@ def check_modality_names(names: Iterable[object], where: str) -> None:
             )
 
 
+def check_sizes(where: str, **sizes: object) -> None:
+    """Layer sizes must be positive integers (a negative one would fail deep inside torch)."""
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{where}: {name} must be an integer >= 1, got {size!r}")
+
+
 def check_logits(
     expert: str, logits: object, batch_size: int, num_classes: int | None, num_tasks: int | None = None
 ) -> None:
@@ -104,6 +111,8 @@ def check_logits(
     ):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"expert '{expert}': expected logits of shape {want}, got {shape}")
+    if not logits.is_floating_point():
+        raise ValueError(f"expert '{expert}': expected floating-point logits, got {logits.dtype}")
     if num_classes is not None and logits.shape[-1] != num_classes:
         raise ValueError(
             f"expert '{expert}': expected logits over {num_classes} classes, got {logits.shape[-1]}"

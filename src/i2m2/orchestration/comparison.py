@@ -31,6 +31,7 @@ from i2m2.runs.fingerprint import data_fingerprint
 from i2m2.runs.folder import RunFolder, run_record
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import quiet_lightning
+from i2m2.training.trainer_options import joining_nodes
 
 
 def is_global_zero() -> bool:
@@ -147,6 +148,9 @@ class Comparison:
         """Train and test every job, then write the tables and the chart. Returns results.json's content."""
         quiet_lightning()
         options = self.options
+        waiting = joining_nodes(options.trainer)
+        if waiting is not None:
+            self.log(waiting)
         record = run_record(self.experiment.name, self.config(), options.experiment_options, self.data())
         self.folder.prepare(record)  # lock the folder; refuse another run's or a user's files
         try:
@@ -188,7 +192,7 @@ class Comparison:
                         weights[job.method] = self.folder.checkpoint(stem)
                         self._progress(bar, done, total, key, "already done (resumed)")
                         continue
-                    result = run_job(self.job_spec(job, group, seed, weights))
+                    result = self._run_job(self.job_spec(job, group, seed, weights))
                     weights[job.method] = result.state_dict
                     self._keep(job, group, seed, stem, result)
                     metrics[key] = result.metrics
@@ -207,6 +211,14 @@ class Comparison:
         return self.folder.write_results(
             experiment.name, rows, config, experiment.monitor, config["title"], config["levels"]
         )
+
+    def _run_job(self, spec: JobSpec) -> JobResult:
+        import torch.distributed
+
+        try:
+            return run_job(spec)
+        except torch.distributed.DistStoreError as err:  # a multi-node run whose other nodes never came
+            raise UserError(f"the other nodes did not join: {str(err).splitlines()[0]}") from err
 
     def job_spec(
         self, job: Job, group: str, seed: int, weights: dict[str, dict[str, Tensor] | Path]

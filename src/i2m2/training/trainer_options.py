@@ -105,6 +105,42 @@ def _check_available(accelerator: str, devices: Any) -> None:
             raise UserError(f"--trainer.devices: expected at most the {cores} CPU cores found, got {devices}")
 
 
+CLUSTER_VARIABLES = ("SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+NODE_TIMEOUT = "I2M2_NODE_TIMEOUT"  # seconds a node waits for the others to join (default 600)
+
+
+def node_timeout() -> float:
+    try:
+        return float(os.environ.get(NODE_TIMEOUT, "600"))
+    except ValueError:
+        raise UserError(
+            f"{NODE_TIMEOUT}: expected a number of seconds, got {os.environ[NODE_TIMEOUT]!r}"
+        ) from None
+
+
+def joining_nodes(options: Mapping[str, Any]) -> str | None:
+    """For a multi-node run, the line that says where this node waits for the others (``None`` for one node).
+
+    Without a cluster manager, every node needs ``MASTER_ADDR``, ``MASTER_PORT`` and its ``NODE_RANK``:
+    without them each node would wait on a port of its own, forever, so they are required here.
+    """
+    nodes = int((DEFAULTS | dict(options)).get("num_nodes", 1))
+    if nodes <= 1 or any(v in os.environ for v in CLUSTER_VARIABLES):
+        return None
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+    if missing:
+        raise UserError(
+            f"--trainer.num_nodes {nodes}: set {' and '.join(missing)} (the first node's address and a free "
+            f"port) and NODE_RANK (0..{nodes - 1}) on every node, then start the same command on each"
+        )
+    rank = os.environ.get("NODE_RANK", "0")
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    return (
+        f"node {rank} of {nodes}: waiting for the other nodes to join at {where} "
+        f"(gives up after {node_timeout():.0f} s; {NODE_TIMEOUT} to change)"
+    )
+
+
 def uses_gpu(options: Mapping[str, Any]) -> bool:
     """Whether a job with these options trains on a CUDA GPU (for pinned host memory)."""
     import torch
@@ -121,6 +157,12 @@ def job_trainer_kwargs(options: Mapping[str, Any], name: str) -> tuple[dict[str,
     from lightning.pytorch.cli import instantiate_class
 
     kwargs = DEFAULTS | {k: v for k, v in options.items() if k != "logger"}
+    if int(kwargs.get("num_nodes", 1)) > 1 and kwargs.get("strategy") == "ddp":
+        from datetime import timedelta
+
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kwargs["strategy"] = DDPStrategy(timeout=timedelta(seconds=node_timeout()))  # a node that never joins
     given = options.get("logger")
     items = given if isinstance(given, list | tuple) else [given]
     loggers = []
