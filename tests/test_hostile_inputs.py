@@ -202,10 +202,10 @@ import torch
 from i2m2 import DataSplits, Experiment, MLP, MultimodalDataset, create_fusion
 
 
-def split(n, seed, row=None, value=None, label=None):
+def split(n, seed, row=None, value=None, label=None, classes=3):
     generator = torch.Generator().manual_seed(seed)
     x = {"a": torch.randn(n, 3, generator=generator), "b": torch.randn(n, 3, generator=generator)}
-    y = torch.arange(n) % 3
+    y = torch.arange(n) % classes if classes else torch.zeros(n, dtype=torch.long)
     if row is not None and value is not None:
         x["b"][row, 1] = value
     if row is not None and label is not None:
@@ -213,7 +213,7 @@ def split(n, seed, row=None, value=None, label=None):
     return MultimodalDataset(x, y)
 
 
-def bad_data(case: str = "", names: str = "a,b") -> Experiment:
+def bad_data(case: str = "", names: str = "a,b", classes: int = 3) -> Experiment:
     modalities = tuple(names.split(","))
     bad = {"nan-test": ("test", 90, float("nan"), None), "inf-train": ("train", 150, float("inf"), None),
            "label-test": ("test", 90, None, 7)}.get(case)
@@ -222,14 +222,15 @@ def bad_data(case: str = "", names: str = "a,b") -> Experiment:
         parts = {}
         for name, n in (("train", 200), ("val", 100), ("test", 100)):
             hit = bad is not None and bad[0] == name
-            parts[name] = split(n, len(name), *(bad[1:] if hit else ()))
-        return DataSplits(parts["train"], parts["val"], parts["test"], 3)
+            one_class = case == "one-class-test" and name == "test"
+            parts[name] = split(n, len(name), *(bad[1:] if hit else (None, None, None)), 0 if one_class else classes)
+        return DataSplits(parts["train"], parts["val"], parts["test"], classes)
 
     return Experiment(
         name="bad-data",
         description="in-memory data with one bad value far past the first batch",
         modalities=modalities,
-        num_classes=3,
+        num_classes=classes,
         load_data=load,
         build_unimodal=lambda m, classes, group: MLP(3, [8], classes),
         build_inter={"late": lambda mods, classes, group: create_fusion("late", dict.fromkeys(mods, 3), classes)},
@@ -782,11 +783,11 @@ def test_an_undefined_auroc_is_null_with_a_note_and_na_never_bold(tmp_path, caps
     """A one-class test split has no AUROC (nor AUPRC): not 0.0000 in bold, but null and n/a."""
     from i2m2.runs.plots import bar_values
 
-    features_data(labels=[0, 1] * 40, test_labels=[0] * 30)(tmp_path)
+    write("bad.py", BAD_DATA_EXPERIMENT)(tmp_path)
     out = tmp_path / "run"
-    argv = ["run", "features", "--data-dir", str(tmp_path / "feat"), "--seeds", "1", "--max-epochs", "1"]
-    argv += ["--methods", "unimodal:a", "unimodal:b", "--out", str(out)]
-    assert main(argv) == 0, capsys.readouterr().err
+    argv = [f"{tmp_path}/bad.py:bad_data", "--case", "one-class-test", "--classes", "2", "--seeds", "1"]
+    argv += ["--max-epochs", "1", "--methods", "unimodal:a", "unimodal:b", "--out", str(out)]
+    assert main(["run", *argv]) == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())  # strict JSON: no NaN token
     for row in results["rows"]:
         for metric in ("auroc", "auprc"):

@@ -156,6 +156,12 @@ class ExperimentRef:
     def of(cls, ref: str, **options: Any) -> ExperimentRef:
         return cls(ref, tuple(sorted(options.items())))
 
+    def remember(self, experiment: Experiment) -> ExperimentRef:
+        """Use ``experiment`` (already built from this reference) for it in this process."""
+        _BUILT.clear()
+        _BUILT[(self.ref, repr(self.options))] = experiment
+        return self
+
     def build(self) -> Experiment:
         """The experiment, built once per process (a factory may read a dataset to learn its shapes)."""
         key = (self.ref, repr(self.options))

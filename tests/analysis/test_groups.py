@@ -28,6 +28,7 @@ def test_per_group_accuracy(tmp_path: Path):
     assert levels[MAJORITY] == pytest.approx([100 / 3, 50.0, 50.0, 50.0])
 
 
+@pytest.mark.slow
 def test_run_groups(tmp_path: Path):
     run = load_run(write_run(tmp_path / "run", groups=("easy", "hard")))
     stats = {(s.group, s.method): s for s in run_group_stats(run)}

@@ -33,6 +33,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return err.strip()
 
 
+@pytest.mark.slow
 def test_out_holding_user_files_is_refused_and_left_as_it_was(tmp_path: Path, capsys):
     root = write_run(tmp_path / "run")
     mine = tmp_path / "mine"
@@ -98,6 +99,7 @@ def test_the_default_folder_is_i2m2s_own(tmp_path: Path):
     assert analyze_run(root, root / ".." / "run" / "analysis")  # ... however it is spelled
 
 
+@pytest.mark.slow
 def test_a_full_disk_suggests_running_analyze_again_not_resume(tmp_path: Path, capsys, monkeypatch):
     root = write_run(tmp_path / "run")
     out = tmp_path / "elsewhere"

@@ -44,6 +44,7 @@ def record_analyses(root: Path, analyses: object) -> None:
     (root / "results.json").write_text(json.dumps(results))
 
 
+@pytest.mark.slow
 def test_the_analyses_recorded_in_the_run_are_the_ones_run(tmp_path: Path):
     root = write_run(tmp_path / "run")
     legacy = [p.name for p in analyze_run(root, tmp_path / "legacy")]  # no 'analyses': written before them

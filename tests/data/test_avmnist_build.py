@@ -64,6 +64,7 @@ def test_build_writes_the_multibench_layout(tmp_path, mnist, fsdd_source):
     assert summary["recordings"]["test"] > 0 and summary["recordings"]["train"] > 0
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_other_seed_other_pairing(tmp_path, mnist):
     folder, _ = mnist
     fsdd = write_fsdd(tmp_path / "fsdd")

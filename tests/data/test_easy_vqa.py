@@ -103,6 +103,7 @@ def test_split_depends_on_seed_and_is_reproducible(cache: Path):
     assert not torch.equal(a.train.labels, c.train.labels)
 
 
+@pytest.mark.slow
 def test_image_matches_its_png(cache: Path):
     import easy_vqa
     from PIL import Image
@@ -117,6 +118,7 @@ def test_image_matches_its_png(cache: Path):
     assert inputs["question"][:words].ne(PAD).all() and inputs["question"][words:].eq(PAD).all()
 
 
+@pytest.mark.slow
 def test_cache_is_written_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("I2M2_CACHE", str(tmp_path))
     first = decoded_images()
@@ -135,6 +137,7 @@ def test_cache_is_written_once_and_reused(tmp_path: Path, monkeypatch: pytest.Mo
     assert np.array_equal(first["train"][0], second["train"][0])
 
 
+@pytest.mark.slow
 def test_damaged_cache_is_rebuilt(tmp_path: Path):
     decoded_images(tmp_path)
     (path,) = tmp_path.glob("*.npz")

@@ -67,6 +67,7 @@ def test_the_codes_sum_to_the_label_modulo_k(num_modalities: int) -> None:
     assert all(len(c.unique()) == 5 for c in codes)  # every code occurs in every modality
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_modalities", [2, 3])
 def test_at_intra_zero_each_modality_alone_is_at_chance_and_together_they_predict(
     num_modalities: int,

@@ -11,11 +11,11 @@ from i2m2.models.encoders import (
     GRUEncoder,
     LeNet,
     PreActResNet18,
+    SmallCNN,
     WideResNet,
     parameter_count,
     wide_resnet_20_3,
 )
-from i2m2.models.encoders.cnn import SmallCNN
 from i2m2.models.encoders.text import QuestionEncoder
 from i2m2.models.multitask_head import MultiTaskHead
 

@@ -45,6 +45,7 @@ def test_inter_dependence_needs_inter_model():
     assert set(i2m2.metrics) >= {"acc", "balanced_acc", "auroc"}
 
 
+@pytest.mark.slow
 def test_evaluation_runs_in_eval_mode_and_returns_best_weights():
     """BatchNorm/dropout must be in eval mode when testing: predictions must not depend on the batch."""
     data = splits(intra=1.5, inter=0.0)

@@ -270,7 +270,7 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         RunFolder(out, run.resume),
         run,
         epoch_progress=not demo,
-        experiment_ref=ExperimentRef.of(ref, **options),
+        experiment_ref=ExperimentRef.of(ref, **options).remember(experiment),
     )
     results = comparison.run()
     if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports

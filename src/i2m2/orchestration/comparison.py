@@ -9,9 +9,11 @@ is the Python entry point (``i2m2 run`` calls it too). ``__all__`` includes :cla
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,15 @@ from tqdm.auto import tqdm
 from i2m2.catalog import ExperimentRef
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment
-from i2m2.orchestration.job import JobResult, JobSpec, forget_splits, run_job
+from i2m2.orchestration.executors import (
+    RETRIES,
+    Executor,
+    LocalExecutor,
+    ProcessExecutor,
+    RayExecutor,
+    WorkerDied,
+)
+from i2m2.orchestration.job import JobResult, JobSpec, forget_splits
 from i2m2.orchestration.options import RunOptions
 from i2m2.orchestration.plan import Job, all_methods, plan_jobs
 from i2m2.orchestration.signals import stop_on_signals
@@ -168,43 +178,28 @@ class Comparison:
 
     def _run(self) -> dict[str, Any]:
         experiment, seeds = self.experiment, self.options.seed_list
-        total = len(experiment.groups) * len(seeds) * len(self.jobs)
-        bar = tqdm(total=total, desc=experiment.name, unit="job", disable=not self.interactive)
+        keys = [(g, job, s) for g in experiment.groups for s in seeds for job in self.jobs]
+        self._total, self._done = len(keys), 0
+        self._bar = tqdm(total=self._total, desc=experiment.name, unit="job", disable=not self.interactive)
         started = time.perf_counter()
-        metrics: dict[tuple[str, str, int], dict[str, float]] = {}
-        costs: dict[tuple[str, str, int], dict[str, float]] = {}
-        done = 0
-        for group in experiment.groups:
-            for seed in seeds:
-                weights: dict[str, dict[str, Tensor] | Path] = {}  # this (group, seed)'s stage-1 weights
-                for job in self.jobs:
-                    done += 1
-                    key = (group, job.method, seed)
-                    stem = self.folder.stem(*key)
-                    facts = {"method": job.method, "group": group, "seed": seed}
-                    finished = self.folder.finished_job(stem, facts) if self.options.resume else None
-                    if stem in self.folder.unreadable:
-                        self._progress(bar, done - 1, total, key, self.folder.unreadable.pop(stem), False)
-                    if finished is not None:
-                        metrics[key] = finished["metrics"]
-                        self._note_record(group, seed, job.method, finished)
-                        costs[key] = {k: finished[k] for k in ("wall_time_s", "epochs") if k in finished}
-                        weights[job.method] = self.folder.checkpoint(stem)
-                        self._progress(bar, done, total, key, "already done (resumed)")
-                        continue
-                    result = self._run_job(self.job_spec(job, group, seed, weights))
-                    weights[job.method] = result.state_dict
-                    self._keep(job, group, seed, stem, result)
-                    metrics[key] = result.metrics
-                    costs[key] = {"wall_time_s": result.wall_time_s, "epochs": float(result.epochs)}
-                    summary = " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "loss")
-                    self._progress(bar, done, total, key, f"{summary} ({result.wall_time_s:.1f} s)")
-        bar.close()
-        rows = build_rows(metrics, self.methods, experiment.groups, costs)
+        self._metrics: dict[tuple[str, str, int], dict[str, float]] = {}
+        self._costs: dict[tuple[str, str, int], dict[str, float]] = {}
+        self._weights: dict[tuple[str, str, int], dict[str, Tensor] | Path] = {}  # finished, by job
+        todo = [key for key in keys if not self._resumed(*key)]
+        executor = self._executor(todo)
+        try:
+            self._schedule(todo, executor)
+        except BaseException:
+            executor.cancel()  # a signal or a failed job: running jobs stop, finished ones are kept
+            raise
+        finally:
+            executor.close()
+            self._bar.close()
+        rows = build_rows(self._metrics, self.methods, experiment.groups, self._costs)
         config = self.config() | {
             "wall_time_s": round(time.perf_counter() - started, 1),  # this invocation
             # every job's own time, those finished before a --resume included
-            "job_wall_time_s": round(sum(c.get("wall_time_s", 0.0) for c in costs.values()), 1),
+            "job_wall_time_s": round(sum(c.get("wall_time_s", 0.0) for c in self._costs.values()), 1),
         }
         if not is_global_zero():
             return {}
@@ -212,13 +207,84 @@ class Comparison:
             experiment.name, rows, config, experiment.monitor, config["title"], config["levels"]
         )
 
-    def _run_job(self, spec: JobSpec) -> JobResult:
-        import torch.distributed
+    def _resumed(self, group: str, job: Job, seed: int) -> bool:
+        """Whether the job finished in an earlier invocation (``--resume``); its record is then used."""
+        key = (group, job.method, seed)
+        stem = self.folder.stem(*key)
+        facts = {"method": job.method, "group": group, "seed": seed}
+        finished = self.folder.finished_job(stem, facts) if self.options.resume else None
+        if stem in self.folder.unreadable:
+            self._line(key, self.folder.unreadable.pop(stem))
+        if finished is None:
+            return False
+        self._metrics[key] = finished["metrics"]
+        self._note_record(group, seed, job.method, finished)
+        self._costs[key] = {k: finished[k] for k in ("wall_time_s", "epochs") if k in finished}
+        self._weights[key] = self.folder.checkpoint(stem)
+        self._finished(key, "already done (resumed)")
+        return True
 
-        try:
-            return run_job(spec)
-        except torch.distributed.DistStoreError as err:  # a multi-node run whose other nodes never came
-            raise UserError(f"the other nodes did not join: {str(err).splitlines()[0]}") from err
+    def _executor(self, todo: list[tuple[str, Job, int]]) -> Executor:
+        options = self.options
+        if options.executor == "local" or not todo:
+            return LocalExecutor()
+        if self.experiment_ref is None:
+            raise UserError(
+                f"--executor {options.executor}: jobs run in other processes, which rebuild the experiment "
+                "from its reference; run it as 'i2m2 run NAME' or 'FILE.py:factory', or pass "
+                "run_experiment(ExperimentRef.of(...))"
+            )
+        if options.executor == "processes":
+            import torch
+
+            gpus = torch.cuda.device_count() if options.gpus_per_job > 0 else 0
+            workers = options.workers or max(1, gpus or (os.cpu_count() or 1))
+            return ProcessExecutor(min(workers, len(todo)), gpus=gpus)
+        return RayExecutor(options.ray_address, options.cpus_per_job, options.gpus_per_job)
+
+    def _schedule(self, todo: list[tuple[str, Job, int]], executor: Executor) -> None:
+        """Run every job once the stage-1 jobs it starts from have finished, ``executor.slots`` at a time."""
+        waiting = list(todo)
+        running: dict[Future[JobResult], tuple[str, Job, int]] = {}
+        tries: dict[tuple[str, str, int], int] = {}
+        while waiting or running:
+            for item in [w for w in waiting if self._ready(*w)]:
+                if len(running) >= executor.slots:
+                    break
+                waiting.remove(item)
+                running[executor.submit(self.job_spec(item[1], item[0], item[2], self._sources(*item)))] = (
+                    item
+                )
+            self._show_running(running.values())
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                group, job, seed = running.pop(future)
+                key = (group, job.method, seed)
+                try:
+                    result = future.result()
+                except WorkerDied as err:
+                    tries[key] = tries.get(key, 0) + 1
+                    if tries[key] > RETRIES:
+                        raise UserError(
+                            f"{job.method} seed={seed}: its worker died {tries[key]} times ({err})"
+                        ) from err
+                    self._line(key, f"its worker died ({err}); running it again")
+                    waiting.insert(0, (group, job, seed))
+                    continue
+                except torch_distributed_errors() as err:  # a multi-node run whose other nodes never came
+                    raise UserError(f"the other nodes did not join: {str(err).splitlines()[0]}") from err
+                self._weights[key] = result.state_dict
+                self._keep(job, group, seed, self.folder.stem(*key), result)
+                self._metrics[key] = result.metrics
+                self._costs[key] = {"wall_time_s": result.wall_time_s, "epochs": float(result.epochs)}
+                summary = " ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k != "loss")
+                self._finished(key, f"{summary} ({result.wall_time_s:.1f} s)")
+
+    def _ready(self, group: str, job: Job, seed: int) -> bool:
+        return all((group, source, seed) in self._weights for source in job.init_from)
+
+    def _sources(self, group: str, job: Job, seed: int) -> dict[str, dict[str, Tensor] | Path]:
+        return {source: self._weights[(group, source, seed)] for source in job.init_from}
 
     def job_spec(
         self, job: Job, group: str, seed: int, weights: dict[str, dict[str, Tensor] | Path]
@@ -236,7 +302,7 @@ class Comparison:
             all_subsets=options.all_subsets,
             prior_correction=options.prior_correction,
             data_dir=options.data_dir,
-            init_from={source: weights[source] for source in job.init_from},
+            init_from=dict(weights),
             trainer=options.trainer,
             num_workers=options.num_workers,
             progress="bar" if self.epoch_progress else "lines" if self.epoch_lines else "none",
@@ -265,17 +331,35 @@ class Comparison:
         if isinstance(record.get("log_prior"), list):
             self._log_priors.setdefault(group, {})[str(seed)] = record["log_prior"]
 
-    def _progress(
-        self, bar: Any, done: int, total: int, key: tuple[str, str, int], text: str, step: bool = True
-    ) -> None:
+    def _finished(self, key: tuple[str, str, int], text: str) -> None:
+        """One job done: the bar moves on a terminal; one line per job otherwise."""
+        self._done += 1
+        self._line(key, text, f"[{self._done}/{self._total}] ")
+        if self.interactive:
+            self._bar.update(1)
+
+    def _line(self, key: tuple[str, str, int], text: str, counter: str = "") -> None:
         group, method, seed = key
         where = f"{group} " if group else ""
-        line = f"[{done}/{total}] {where}seed={seed} {method}: {text}"
+        line = f"{counter}{where}seed={seed} {method}: {text}"
         if self.interactive:
-            bar.update(1 if step else 0)
-            bar.write(line)
+            self._bar.write(line)
         else:
             self.log(line)
+
+    def _show_running(self, running: Any) -> None:
+        """The bar names the jobs running now (several with a parallel executor)."""
+        if self.interactive:
+            names = [f"{g + ' ' if g else ''}s{s} {job.method}" for g, job, s in running]
+            self._bar.set_postfix_str(
+                ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
+            )
+
+
+def torch_distributed_errors() -> tuple[type[BaseException], ...]:
+    import torch.distributed
+
+    return (torch.distributed.DistStoreError,)
 
 
 def run_experiment(

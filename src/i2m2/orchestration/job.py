@@ -9,6 +9,7 @@ alone writes the run folder.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -138,7 +139,8 @@ def run_job(spec: JobSpec) -> JobResult:
         model.set_prior_from_labels(training_labels(splits), experiment.classes(spec.group))
     facts = {"experiment": experiment.name, "method": spec.method, "group": spec.group, "seed": spec.seed}
     if isinstance(spec.experiment, ExperimentRef):  # what 'i2m2 test --ckpt_path' rebuilds the job from
-        facts["experiment_ref"] = {"ref": spec.experiment.ref, "options": dict(spec.experiment.options)}
+        options = json.loads(json.dumps(dict(spec.experiment.options), default=str))  # plain: weights_only
+        facts["experiment_ref"] = {"ref": spec.experiment.ref, "options": options}
         facts |= {"fusion": spec.fusion, "all_subsets": spec.all_subsets}
         facts["data_dir"] = None if spec.data_dir is None else str(spec.data_dir)
     setup = time.perf_counter() - started  # data, model, stage-1 weights

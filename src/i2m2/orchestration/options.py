@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from i2m2.errors import UserError
 from i2m2.training.trainer_options import check_trainer_options
@@ -33,6 +33,15 @@ class RunOptions:
         all_subsets: one inter expert per subset of two or more modalities (paper Section 5; M >= 3).
         resume: skip jobs already finished in the run folder.
         num_workers: DataLoader worker processes per job (for data read lazily from disk).
+        executor: where jobs run: ``local`` (one after another in this process), ``processes`` (local
+            worker processes) or ``ray`` (Ray tasks; ``pip install "i2m2[ray]"``). Every executor gives the
+            same results; a stage-2 job starts when the experts it loads have finished.
+        workers: worker processes of ``processes`` (default: one per GPU when ``gpus_per_job`` > 0, else
+            one per core), each with its share of the CPU threads.
+        ray_address: an existing Ray cluster (``ray start --head`` prints it); default: a local Ray.
+        cpus_per_job: CPUs Ray reserves per job.
+        gpus_per_job: GPUs per job (Ray: 0.25 packs four small jobs onto one GPU; processes: > 0 gives each
+            worker its own GPU).
         trainer: any ``lightning.pytorch.Trainer`` arguments (devices, strategy, num_nodes, precision,
             logger, accumulate_grad_batches, deterministic, ...); the recipe sets epochs and clipping.
         experiment_options: the experiment factory's options, recorded in run.json (``--resume`` checks
@@ -50,6 +59,11 @@ class RunOptions:
     all_subsets: bool = False
     resume: bool = False
     num_workers: int = 0
+    executor: Literal["local", "processes", "ray"] = "local"
+    workers: int | None = None
+    ray_address: str | None = None
+    cpus_per_job: float = 1.0
+    gpus_per_job: float = 0.0
     trainer: dict[str, Any] = field(default_factory=dict)
     experiment_options: dict[str, Any] | None = None  # the factory's options, recorded in run.json
 
@@ -68,3 +82,16 @@ class RunOptions:
         if self.num_workers < 0:
             raise UserError(f"--num_workers: expected an integer >= 0, got {self.num_workers}")
         self.trainer = check_trainer_options(self.trainer)
+        if self.executor not in ("local", "processes", "ray"):
+            raise UserError(f"--executor: expected local, processes or ray, got {self.executor!r}")
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers: expected an integer >= 1, got {self.workers}")
+        if not self.cpus_per_job > 0 or not self.gpus_per_job >= 0:
+            raise UserError(
+                f"--cpus_per_job / --gpus_per_job: expected > 0 and >= 0, got {self.cpus_per_job} and "
+                f"{self.gpus_per_job}"
+            )
+        if self.executor != "local" and int(self.trainer.get("num_nodes", 1)) > 1:
+            raise UserError(
+                "--executor: multi-node DDP (--trainer.num_nodes) runs one job at a time; use local"
+            )
