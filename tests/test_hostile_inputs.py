@@ -378,6 +378,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("features-labels-with-gaps", FEAT, "feat/train.npz: 'labels' lack class(es) 1, 2, 4, 5 of 0..6 (4 missing); expected integers 0..C-1 with every class present", features_data(labels=[0, 3, 6] * 20)),
     ("features-label-huge", FEAT, "feat/train.npz: 'labels' holds 1000000000000 at row 60, but 61 rows can hold at most 61 classes", features_data(labels=[0, 1, 2] * 20 + [10**12])),
     ("features-test-label-unseen", FEAT, "feat/test.npz: 'labels' holds 3 at row 3, a class train.npz does not have; expected integers 0..2", features_data(test_labels=[0, 1, 2, 3] * 10)),
+    ("features-test-empty", FEAT, "feat/test.npz: no examples ('labels' is empty); expected at least one row per split", features_data(test_labels=np.zeros(0, dtype=np.int64))),
     ("features-test-value-1e300", FEAT, "feat/test.npz: modality 'b' row 5 holds 1e+300, which standardized with train.npz's mean and std is", features_data(test_value=(5, 1e300))),
     ("features-modality-slash", FEAT, f"feat/train.npz: modality name 'p/q' {NAME_RULE}", features_data(names=("p/q", "b"))),
     ("features-modality-colon", FEAT, f"feat/train.npz: modality name 'p:q' {NAME_RULE}", features_data(names=("p:q", "b"))),

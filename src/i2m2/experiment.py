@@ -127,7 +127,7 @@ class Recipe:
 
     def stage1(self, expert: str) -> StageConfig:
         """Stage-1 settings of one expert (``inter``, ``inter:a+b`` and ``inter[lrtf]`` use ``inter``)."""
-        key = "inter" if expert.startswith("inter") else expert
+        key = "inter" if expert == "inter" or expert.startswith(("inter:", "inter[")) else expert
         changes = self.experts.get(key)
         return self.pretrain if changes is None else changes.applied_to(self.pretrain)
 

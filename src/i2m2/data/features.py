@@ -50,6 +50,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(
             f"{path}: '{LABELS}' must be integers of shape (N,), got {labels.dtype} {labels.shape}"
         )
+    if len(labels) == 0:
+        raise DataError(f"{path}: no examples ('{LABELS}' is empty); expected at least one row per split")
     if len(labels) and labels.min() < 0:
         raise DataError(f"{path}: '{LABELS}' must be >= 0, found {labels.min()} at row {labels.argmin()}")
     for name, array in arrays.items():

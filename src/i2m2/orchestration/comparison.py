@@ -217,7 +217,7 @@ class Comparison:
             self._line(key, self.folder.unreadable.pop(stem))
         if finished is None:
             return False
-        self._metrics[key] = finished["metrics"]
+        self._metrics[key] = {k: float("nan") if v is None else v for k, v in finished["metrics"].items()}
         self._note_record(group, seed, job.method, finished)
         self._costs[key] = {k: finished[k] for k in ("wall_time_s", "epochs") if k in finished}
         self._weights[key] = self.folder.checkpoint(stem)
@@ -363,7 +363,7 @@ def torch_distributed_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_experiment(
-    experiment: Experiment,
+    experiment: Experiment | ExperimentRef,
     out: Path | str,
     options: RunOptions | None = None,
     epoch_progress: bool = True,
@@ -371,15 +371,22 @@ def run_experiment(
 ) -> list[dict[str, Any]]:
     """Run the whole comparison (stage 1, stage 2, every method and seed) and return results.json's rows.
 
-    Options are a :class:`RunOptions` or its fields as keywords, e.g.
-    ``run_experiment(my_experiment, "runs/mine", seeds=3, methods=["intra", "inter", "i2m2"])``.
+    ``experiment`` is an :class:`Experiment`, or an :class:`~i2m2.catalog.ExperimentRef` (a name,
+    ``FILE.py:factory`` or ``module:factory`` with the factory's options), which the ``processes`` and
+    ``ray`` executors need to rebuild it where jobs run. Options are a :class:`RunOptions` or its fields
+    as keywords, e.g. ``run_experiment(my_experiment, "runs/mine", seeds=3, methods=["intra", "i2m2"])``.
     The run folder ``out`` gets results.json/.csv/.md, a chart, checkpoints, curves and predictions.
     """
     if options is None:
         options = RunOptions(**option_values)
     elif option_values:
         options = replace(options, **option_values)
-    results = Comparison(experiment, RunFolder(out, options.resume), options, epoch_progress).run()
+    reference = experiment if isinstance(experiment, ExperimentRef) else None
+    built = experiment.build() if isinstance(experiment, ExperimentRef) else experiment
+    if reference is not None and options.experiment_options is None:
+        options = replace(options, experiment_options=dict(reference.options))
+    folder = RunFolder(out, options.resume)
+    results = Comparison(built, folder, options, epoch_progress, experiment_ref=reference).run()
     return list(results.get("rows", []))
 
 

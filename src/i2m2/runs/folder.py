@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -135,6 +136,17 @@ def read_model_weights(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def _record_problem(data: Any, expected: dict[str, Any] | None) -> str | None:
     """Why a job record cannot be trusted, or ``None``."""
     if not isinstance(data, dict):
@@ -142,7 +154,11 @@ def _record_problem(data: Any, expected: dict[str, Any] | None) -> str | None:
     metrics = data.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         return "no metrics"
-    bad = sorted(k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float))
+    bad = sorted(
+        k
+        for k, v in metrics.items()
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
+    )
     if bad:
         return f"metric(s) {bad} are not numbers"
     for key, value in (expected or {}).items():
@@ -368,7 +384,10 @@ class RunFolder:
     def save_job(self, stem: str, record: dict[str, Any]) -> None:
         if self._record is not None and not (self.path / RECORD).exists():
             self._write_record(self._record)  # before the first job record: what the jobs belong to
-        atomic_write_text(self.jobs / f"{stem}.json", json.dumps(record, indent=2) + "\n")
+        # strict JSON: an undefined metric (NaN, e.g. AUROC of a one-class split) is written as null
+        atomic_write_text(
+            self.jobs / f"{stem}.json", json.dumps(_strict(record), indent=2, allow_nan=False) + "\n"
+        )
 
     def load_weights(self, stem: str) -> dict[str, torch.Tensor]:
         """A finished job's model weights (the I2M2 model's state_dict)."""
