@@ -121,3 +121,31 @@ def test_a_python_experiment_object_needs_a_reference_for_other_processes(tmp_pa
     ref = ExperimentRef.of("synthetic", regimes=["both"], n_train=200, n_val=100, n_test=200)
     rows = run_experiment(ref, tmp_path / "ok", executor="processes", workers=2, seeds=1, max_epochs=1)
     assert {r["method"] for r in rows} == {"unimodal:m0", "unimodal:m1", "intra", "inter", "i2m2"}
+
+
+def test_sigterm_stops_a_parallel_run_keeping_finished_jobs_and_resume_finishes_it(local_run, tmp_path):
+    """SIGTERM on the driver stops the workers' jobs, keeps the finished ones, exits 143 with the resume
+    hint; --resume (here on one process) finishes the table of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    script = str(Path(sys.executable).with_name("i2m2"))
+    argv = [script, *ARGS, "--executor", "processes", "--workers", "2", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not any((out / "jobs").glob("*.json")):
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    kept = len(list((out / "jobs").glob("*.json")))
+    assert 1 <= kept < 5 and not (out / "results.json").exists()
+    assert main([*ARGS, "--out", str(out), "--resume"]) == 0
+    assert metrics(out) == metrics(local_run)
