@@ -59,6 +59,13 @@ class LocalExecutor(Executor):
         return future
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _start_worker(threads: int, gpus: int, counter: Any) -> None:
     """A worker's share of the machine: ``threads`` torch threads, or one GPU of ``gpus`` in turn."""
     if gpus > 0:
@@ -84,7 +91,9 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int, threads: int | None = None, gpus: int = 0) -> None:
         self.slots = workers
-        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        # As i2m2 run's own default: leave a core free, or OpenMP's busy-waiting threads collapse as soon as
+        # anything else runs (measured in docs/performance.md); the rest is shared among the workers.
+        self.threads = threads or max(1, (_usable_cores() - 1) // workers)
         self.gpus = gpus
         self._pool = self._new_pool()
 
