@@ -231,13 +231,8 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     factory = get_factory(ref)
     parser = build_run_parser(prog, factory, positional=not demo)
     argv = canonical_argv(argv, parser, factory)
-    for token in argv:
-        owned = token.partition("=")[0].removeprefix("--trainer.")
-        if token.startswith("--trainer.") and owned in RECIPE_OWNED:
-            raise UserError(f"--trainer.{owned}: set by {RECIPE_OWNED[owned]}, not by a Trainer option")
     print_config = any(a == "--print_config" or a.startswith("--print_config=") for a in argv)
-    argv = [a for a in argv if not (a == "--print_config" or a.startswith("--print_config="))]
-    values = parser.parse_args(argv)
+    values = parser.parse_args(refuse_recipe_owned([a for a in argv if not a.startswith("--print_config")]))
     options = {n: values[n] for n in factory_options(factory)}
     if "data_dir" in inspect.signature(factory).parameters:
         options["data_dir"] = values.data_dir
@@ -254,6 +249,23 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
         print(f"# {experiment.name}: {experiment.description}")  # a comment: --config ignores it
         print(yaml.safe_dump(resolved_config(values, run, experiment, factory), sort_keys=False), end="")
         return 0
+    reference = ExperimentRef.of(ref, **options).remember(experiment)
+    return compare(experiment, reference, run, values, demo)
+
+
+def refuse_recipe_owned(argv: list[str]) -> list[str]:
+    """``argv``, once no ``--trainer.X`` sets what the recipe owns (epochs, clipping, callbacks)."""
+    for token in argv:
+        owned = token.partition("=")[0].removeprefix("--trainer.")
+        if token.startswith("--trainer.") and owned in RECIPE_OWNED:
+            raise UserError(f"--trainer.{owned}: set by {RECIPE_OWNED[owned]}, not by a Trainer option")
+    return argv
+
+
+def compare(
+    experiment: Experiment, reference: ExperimentRef, run: RunOptions, values: Namespace, demo: bool
+) -> int:
+    """Run the comparison into ``--out`` and print its headline table."""
     threads = values.threads if values.threads is not None else default_threads()
     if threads < 1:
         raise UserError(f"--threads: expected an integer >= 1, got {threads}")
@@ -265,14 +277,8 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     torch.set_num_threads(threads)
     default_out = Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = values.out if values.out is not None else default_out
-    comparison = Comparison(
-        experiment,
-        RunFolder(out, run.resume),
-        run,
-        epoch_progress=not demo,
-        experiment_ref=ExperimentRef.of(ref, **options).remember(experiment),
-    )
-    results = comparison.run()
+    folder = RunFolder(out, run.resume)
+    results = Comparison(experiment, folder, run, epoch_progress=not demo, experiment_ref=reference).run()
     if not results:  # a non-zero rank of a multi-process DDP run: rank 0 reports
         return 0
     sections = (Path(out) / "results.md").read_text().split("\n## ")
