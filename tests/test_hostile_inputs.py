@@ -398,6 +398,33 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], None] | None]] = [
     ("experiment-inf-late-in-train", [*BAD, "--case", "inf-train"], "train split, modality 'b': row 150 holds NaN or infinite values", write("bad.py", BAD_DATA_EXPERIMENT)),
     ("experiment-label-late-in-test", [*BAD, "--case", "label-test"], "test labels: expected values in 0..2, got range 0..7 (first bad label 7 at row 90)", write("bad.py", BAD_DATA_EXPERIMENT)),
     # LightningCLI: no usage screen, no notes, checkpoints named
+    # executors (issue 20) and Trainer arguments the recipe owns
+    ("executor-unknown", [*RUN, "--executor", "threads", *NEW], 'key "executor"', NO_SETUP),
+    ("executor-workers-0", [*RUN, "--executor", "processes", "--workers", "0", *NEW], "--workers: expected an integer >= 1, got 0", NO_SETUP),
+    ("executor-cpus-0", [*RUN, "--executor", "ray", "--cpus-per-job", "0", *NEW], "expected > 0 and >= 0, got 0.0", NO_SETUP),
+    ("executor-gpus-negative", [*RUN, "--gpus-per-job", "-1", *NEW], "expected > 0 and >= 0", NO_SETUP),
+    ("executor-with-nodes", [*RUN, "--executor", "processes", "--trainer.num_nodes", "2", *NEW], "multi-node DDP (--trainer.num_nodes) runs one job at a time", NO_SETUP),
+    ("trainer-max-epochs", [*RUN, "--trainer.max_epochs", "3", *NEW], "--trainer.max_epochs: set by the recipe's max_epochs", NO_SETUP),
+    ("trainer-clip", [*RUN, "--trainer.gradient_clip_val=1", *NEW], "--trainer.gradient_clip_val: set by the recipe's gradient_clip_val", NO_SETUP),
+    ("trainer-callbacks", [*RUN, "--trainer.callbacks", "EarlyStopping", *NEW], "--trainer.callbacks: set by the job's callbacks", NO_SETUP),
+    ("trainer-mps", [*RUN, "--trainer.accelerator", "mps", *NEW], "'mps': not available on this machine", NO_SETUP),
+    ("trainer-devices-list-word", [*RUN, "--trainer.devices", "0,x", *NEW], "devices: expected an integer >= 1, a list of indices or 'auto'", NO_SETUP),
+    ("trainer-unknown", [*RUN, "--trainer.no_such", "1", *NEW], "unrecognized arguments", NO_SETUP),
+    ("trainer-logger-module", [*RUN, "--trainer.logger", "no_such_module.Logger", *NEW], "trainer.logger", NO_SETUP),
+    ("nodes-without-address", [*RUN, "--trainer.strategy", "ddp", "--trainer.num_nodes", "2", *NEW], "set MASTER_ADDR and MASTER_PORT", NO_SETUP),
+    ("options-before-experiment-list", ["run", "--methods", "intra", "synthetic"], "expected an experiment first", NO_SETUP),
+    ("finetune-methods-unknown", [*RUN, "--finetune-methods.inter.lr", "0.1", *NEW], "--finetune_methods: unknown name(s) ['inter']", NO_SETUP),
+    ("print-config-bad-value", [*RUN, "--seeds", "x", "--print_config"], 'key "seeds"', NO_SETUP),
+    ("config-logger-list-evil", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'trainer.logger[]' names class_path 'os.system'", write("c.yaml", "trainer:\n  logger:\n    - class_path: TensorBoardLogger\n    - class_path: os.system\n")),
+    ("config-callbacks", [*RUN, "--config", "{tmp}/c.yaml", *NEW], "'trainer.callbacks[]' names class_path", write("c.yaml", "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n")),
+    # i2m2 fit spells the recipe as i2m2 run does, and says what is wrong the same way
+    ("fit-pretrain-lr-word", ["fit", "--experiment", "synthetic", "--method", "unimodal:m0", "--pretrain.lr", "abc"], 'key "pretrain.lr"', NO_SETUP),
+    ("fit-pretrain-lr-negative", ["fit", "--experiment", "synthetic", "--method", "unimodal:m0", "--pretrain.lr", "-1"], "lr: expected a number > 0", NO_SETUP),
+    ("fit-expert-unknown", ["fit", "--experiment", "synthetic", "--experts.video.lr", "0.1"], "--experts: unknown name(s) ['video']", NO_SETUP),
+    ("fit-group-unknown", ["fit", "--experiment", "synthetic", "--group", "nope", "--trainer.max_epochs", "1"], "unknown group 'nope'", NO_SETUP),
+    ("fit-method-unknown", ["fit", "--experiment", "synthetic", "--method", "mixed", "--trainer.max_epochs", "1"], "unknown method 'mixed'", NO_SETUP),
+    ("fit-fusion-unknown", ["fit", "--experiment", "synthetic", "--fusion", "lrtf", "--trainer.max_epochs", "1"], "unknown fusion 'lrtf'", NO_SETUP),
+    ("fit-recipe-without-experiment", ["fit", "--pretrain.lr", "0.1"], "need --experiment", NO_SETUP),
     ("fit-no-model", ["fit"], "the following arguments are required", NO_SETUP),
     ("fit-experiment-unknown", ["fit", "--experiment", "nope"], "unknown experiment 'nope'", NO_SETUP),
     ("fit-epochs-word", ["fit", "--experiment", "synthetic", "--method", "i2m2", "--trainer.max_epochs", "abc"], 'key "trainer.max_epochs"', NO_SETUP),
@@ -469,7 +496,7 @@ def test_bad_input_through_the_script(case, finished, tmp_path):
 
 
 def test_the_table_is_large_enough():
-    assert len(CASES) + len(API_CASES) >= 60
+    assert len(CASES) + len(API_CASES) >= 180  # with the behaviour tests below, over 200 hostile inputs
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
