@@ -115,3 +115,13 @@ def tiny_towers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     transformers.ViTModel(vit).save_pretrained(root / "vit")
     transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "vit")
     return {"text": root / "bert", "vision": root / "vit"}
+
+
+@pytest.fixture(scope="session")
+def easy_vqa_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private easy-VQA image cache, filled once for the session (decoding 5,000 PNGs takes a second)."""
+    from i2m2.data.easy_vqa import decoded_images
+
+    folder = tmp_path_factory.mktemp("easy-vqa-cache")
+    decoded_images(folder)
+    return folder

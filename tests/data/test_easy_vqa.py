@@ -30,11 +30,8 @@ from i2m2.data.multimodal_dataset import DataSplits
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private image cache, filled once for the module (decoding 5,000 PNGs takes about a second)."""
-    folder = tmp_path_factory.mktemp("easy-vqa-cache")
-    decoded_images(folder)
-    return folder
+def cache(easy_vqa_images: Path) -> Path:
+    return easy_vqa_images
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from i2m2.data.easy_vqa import (
     MAX_QUESTION_LENGTH,
     NUM_CLASSES,
     EasyVQADataset,
-    decoded_images,
     load_easy_vqa,
     vocabulary,
 )
@@ -30,11 +29,8 @@ from i2m2.training.fit import FitSettings, fit_and_test
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private image cache, filled once for the module (decoding 5,000 PNGs takes about a second)."""
-    folder = tmp_path_factory.mktemp("easy-vqa-cache")
-    decoded_images(folder)
-    return folder
+def cache(easy_vqa_images: Path) -> Path:
+    return easy_vqa_images
 
 
 def test_experiment_is_registered():
