@@ -101,3 +101,11 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureF
     save_predictions(path, make_predictions("i2m2", 1))
     assert main(["analyze", str(root)]) == 0
     assert "entropy.csv" in capsys.readouterr().out
+
+
+def test_file_suffixes_name_group_and_method_without_stray_hyphens():
+    from i2m2.analysis.artifacts import file_suffix
+
+    assert file_suffix(2, "all", "i2m2[late]") == "_all_i2m2-late"
+    assert file_suffix(2, "", "unimodal:a") == "_all_unimodal-a"
+    assert file_suffix(1, "both", "i2m2") == ""

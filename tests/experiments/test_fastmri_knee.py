@@ -212,3 +212,11 @@ def test_missing_data_dir_and_bad_phantom_size_are_one_line(
     assert main(["data", "fastmri-phantom", "--out", str(tmp_path / "p"), "--size", "8"]) == 2
     err = capsys.readouterr().err.strip()
     assert "size >= 16" in err and "\n" not in err
+
+
+def test_the_paper_recipe_fine_tunes_intra_and_i2m2_with_their_own_table_b6_rows():
+    from i2m2.experiments.fastmri_knee import PAPER
+
+    intra, i2m2 = PAPER.stage2("intra"), PAPER.stage2("i2m2")
+    assert (intra.lr, intra.weight_decay) == (1e-6, 1e-3)  # Table B.6, intra-modality
+    assert (i2m2.lr, i2m2.weight_decay) == (1e-6, 1e-2)  # Table B.6, I2M2

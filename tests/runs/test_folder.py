@@ -66,3 +66,15 @@ def test_two_nodes_finish_with_the_table_of_one_process(tmp_path):
     assert sorted(p.name for p in (shared / "checkpoints").iterdir()) == sorted(
         p.name for p in (tmp_path / "one" / "checkpoints").iterdir()
     )
+
+
+def test_one_seed_has_no_spread_to_show():
+    from i2m2.runs.results import cost_table, markdown_table
+
+    one = {"mean": 0.5, "std": 0.0, "per_seed": [0.5]}
+    two = {"mean": 0.5, "std": 0.1, "per_seed": [0.4, 0.6]}
+    rows = [{"method": "m", "group": "", "metrics": {"acc": one}, "wall_time_s": one, "epochs": one}]
+    assert "| m | **50.00 ± n/a** |" in markdown_table(rows)
+    assert "0.5 ± n/a" in cost_table(rows)
+    rows[0]["metrics"]["acc"] = two
+    assert "| m | **50.00 ± 10.00** |" in markdown_table(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,8 @@ def pm(values: Sequence[float | None], scale: float = 1.0, digits: int = 2) -> s
     mean, std = mean_std(values)
     if not (is_defined(mean) and is_defined(std)):
         return UNDEFINED
+    if sum(is_defined(v) for v in values) < 2:
+        return f"{scale * mean:.{digits}f} ± {UNDEFINED}"  # one seed has no spread
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
@@ -86,4 +89,5 @@ def file_suffix(count: int, group: str, method: str = "") -> str:
     if count == 1:
         return ""
     name = f"{group or 'all'}_{method}" if method else group or "all"
-    return "_" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    return "_" + re.sub("-+", "-", cleaned).strip("-")  # i2m2[late] -> i2m2-late, no trailing hyphen

@@ -116,7 +116,7 @@ def best_means(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, floa
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> str:
     """Methods down, groups across, ``mean ± std`` in percent, the best defined mean per group in bold;
-    an undefined metric reads ``n/a``."""
+    an undefined metric reads ``n/a``, and so does the std of a single seed."""
     groups = list(dict.fromkeys(r["group"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["group"]): r["metrics"].get(metric) for r in rows}
@@ -133,10 +133,17 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "acc") -> st
             if not (is_defined(c.get("mean")) and is_defined(c.get("std"))):
                 cells.append(UNDEFINED)
                 continue
-            text = f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}"
+            text = f"{100 * c['mean']:.2f} ± {spread(c, 100, 2)}"
             cells.append(f"**{text}**" if c["mean"] == best[g] else text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def spread(stats: Mapping[str, Any], scale: float, digits: int) -> str:
+    """The std over seeds, or ``n/a`` from one seed (a spread of one value says nothing)."""
+    if len(stats.get("per_seed") or []) < 2:
+        return UNDEFINED
+    return f"{scale * stats['std']:.{digits}f}"
 
 
 def number(value: Any, digits: int = 6) -> str:
@@ -167,7 +174,7 @@ def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         t, e = r["wall_time_s"], r["epochs"]
         lines.append(
-            f"| {r['method']} | {r['group']} | {t['mean']:.1f} ± {t['std']:.1f} | "
+            f"| {r['method']} | {r['group']} | {t['mean']:.1f} ± {spread(t, 1, 1)} | "
             f"{e['mean']:.1f} ({', '.join(str(int(v)) for v in e['per_seed'])}) |"
         )
     return "\n".join(lines) + "\n"
