@@ -218,6 +218,7 @@ class Experiment:
         analyses: the ``i2m2 analyze`` analyses that apply to this experiment's runs, by name (see
             :data:`i2m2.analysis.report.ANALYSES`); ``None``: the generic ones (entropy, rescue, groups,
             missing modalities, sweep). Recorded in the run, so ``i2m2 analyze`` needs no experiment names.
+        simulated: the data is a stand-in generated for the purpose (charts and tables say so).
     """
 
     name: str
@@ -236,6 +237,7 @@ class Experiment:
     objective: Objective | None = None
     default_methods: tuple[str, ...] | None = None
     analyses: tuple[str, ...] | None = None
+    simulated: bool = False
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)

@@ -36,6 +36,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from i2m2.catalog import register_experiment
 from i2m2.data.fastmri import FASTMRI_FINDINGS, FastMRISlices, load_fastmri
 from i2m2.data.fastmri_phantom import PHANTOM_SIZE, phantom_max_width
+from i2m2.data.stand_in import is_simulated
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Recipe, StageChanges, StageConfig
 from i2m2.models.encoders import PreActResNet18, SmallCNN, wide_resnet_20_3
@@ -281,4 +282,5 @@ def fastmri_knee(
         objective=MultiTaskObjective(FASTMRI_FINDINGS, class_weights_from_labels(train.labels)),
         analyses=("fastmri",),  # four findings per example: Figures 2-4, Table 5, C.7, not the generic ones
         group_names=noise.group_names,
+        simulated=is_simulated(data_dir),
     )

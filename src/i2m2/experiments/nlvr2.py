@@ -27,6 +27,7 @@ from i2m2.catalog import register_experiment
 from i2m2.data.easy_vqa import Vocabulary
 from i2m2.data.multimodal_dataset import DataSplits
 from i2m2.data.nlvr2 import MODALITIES, NUM_CLASSES, load_nlvr2, read_nlvr2_split
+from i2m2.data.stand_in import is_simulated
 from i2m2.errors import UserError
 from i2m2.experiment import DataLoaderFn, Experiment, Recipe, StageConfig
 from i2m2.models.encoders.cnn import SmallCNN
@@ -186,4 +187,5 @@ def nlvr2(
         recipe=RECIPES[recipe or ("scratch" if scratch else "paper")],
         needs_data_dir=True,
         analyses=ANALYSES,
+        simulated=is_simulated(root),  # nlvr2-shapes
     )

@@ -103,6 +103,7 @@ def generator_experiment(
     return Experiment(
         name=name,
         description=description,
+        simulated=True,
         modalities=modalities,
         num_classes=num_classes,
         load_data=load,

@@ -143,7 +143,9 @@ class Comparison:
         seeds = f"{o.seeds} seed{'s' if o.seeds > 1 else ''}"
         if o.first_seed:
             seeds += f" from seed {o.first_seed}"
-        return f"{e.name}: {e.description}{source} ({seeds}, test set)"
+        subsets = "; one inter expert per subset (--all_subsets)" if o.all_subsets else ""
+        simulated = "simulated data: " if e.simulated else ""
+        return f"{e.name}: {simulated}{e.description}{source} ({seeds}, test set{subsets})"
 
     def levels(self) -> dict[str, dict[str, float]]:
         """Per group: chance accuracy 1/C and the majority-class rate of the test labels (mean over the

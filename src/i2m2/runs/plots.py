@@ -26,7 +26,8 @@ from i2m2.runs.results import UNDEFINED, is_defined
 References = Mapping[str, Sequence[float]]
 CHANCE = "chance (1/C)"
 MAJORITY = "majority class (test labels)"
-_REFERENCE_STYLE = {CHANCE: ("black", "--"), MAJORITY: ("dimgray", ":")}
+AUROC_CHANCE = "chance (AUROC 0.5)"
+_REFERENCE_STYLE = {CHANCE: ("black", "--"), AUROC_CHANCE: ("black", "--"), MAJORITY: ("dimgray", ":")}
 
 
 def bar_chart(
@@ -44,16 +45,52 @@ def bar_chart(
     """
     groups = list(dict.fromkeys(r["group"] for r in rows))
     series, undefined = bar_values(rows, metric, groups)
-    references = accuracy_references(levels or {}, groups) if metric in ("acc", "accuracy") else {}
+    seeds = max((len(s.get("per_seed") or []) for r in rows if (s := r["metrics"].get(metric))), default=0)
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed: no error bars"
     png = grouped_bars(
         [g or metric for g in groups],
         series,
-        f"test {metric} (%)",
+        f"test {metric} (%), {spread}",
         title,
-        references=references,
+        references=metric_references(metric, levels or {}, groups),
         undefined=undefined,
+        colors={method: method_color(method) for method in series},
+        zoom=True,
     )
     atomic_write(path, lambda f: f.write(png))
+
+
+# One colour per method in every chart of the project: the paper's methods keep theirs, unimodal experts
+# and further fusions take the next ones in a fixed order.
+METHOD_COLORS = {"intra": "tab:blue", "inter": "tab:orange", "i2m2": "tab:green"}
+OTHER_COLORS = ("tab:gray", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:purple", "tab:red")
+
+
+def method_color(method: str) -> str:
+    """The colour of a method's bars: fixed by its name, the same in every chart."""
+    from zlib import crc32
+
+    from i2m2.models.methods import method_base, row_fusion
+
+    base = method_base(method)
+    if base in METHOD_COLORS and row_fusion(method) is None:
+        return METHOD_COLORS[base]
+    return OTHER_COLORS[crc32(method.encode()) % len(OTHER_COLORS)]
+
+
+def metric_references(
+    metric: str, levels: Mapping[str, Mapping[str, float]], groups: Sequence[str]
+) -> References:
+    """The chance line of a metric: 1/C (and the majority class) for accuracy, 1/C for balanced accuracy,
+    0.5 for AUROC."""
+    if metric in ("acc", "accuracy"):
+        return accuracy_references(levels, groups)
+    if metric == "balanced_acc":
+        chance = accuracy_references(levels, groups).get(CHANCE)
+        return {CHANCE: chance} if chance else {}
+    if "auroc" in metric:
+        return {AUROC_CHANCE: [50.0] * len(groups)}
+    return {}
 
 
 def bar_values(
@@ -98,6 +135,8 @@ def grouped_bars(
     hline: tuple[float, str] | None = None,
     references: References | None = None,
     undefined: Mapping[str, Sequence[bool]] | None = None,
+    colors: Mapping[str, str] | None = None,
+    zoom: bool = False,
 ) -> bytes:
     """PNG bytes of bars ``series[label] = (means, stds)`` (one value per category), error bars = std.
 
@@ -110,6 +149,9 @@ def grouped_bars(
         references: label -> one level per category (e.g. chance and majority accuracy), each drawn
             as a labelled line; one straight line when the level is the same everywhere.
         undefined: label -> per category, whether the value is undefined (its gap is marked "n/a").
+        colors: label -> bar colour (default: matplotlib's cycle).
+        zoom: start the y-axis just below the lowest bar or reference line instead of at 0, so
+            differences of a few points show (the axis says where it starts).
     """
     width = 0.8 / max(len(series), 1)
     longest = max((len(line) for c in categories for line in c.splitlines()), default=1)
@@ -119,7 +161,8 @@ def grouped_bars(
     x = np.arange(len(categories))
     for i, (label, (means, stds)) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
-        ax.bar(x + offset, means, width, yerr=stds, capsize=2, label=label)
+        color = (colors or {}).get(label)
+        ax.bar(x + offset, means, width, yerr=stds, capsize=2, label=label, color=color)
         for j, flagged in enumerate((undefined or {}).get(label, ())):
             if flagged:  # an undefined metric: a marked gap, not a bar of height 0
                 ax.text(
@@ -133,6 +176,8 @@ def grouped_bars(
             ax.axhline(values[0], color=color, linestyle=style, linewidth=1.2, label=label)
         else:
             ax.hlines(values, x - 0.45, x + 0.45, colors=color, linestyles=style, linewidth=1.2, label=label)  # type: ignore[arg-type]
+    if zoom:
+        _zoom(ax, series, references or {})
     ax.set_xticks(x, list(categories))
     ax.set_ylabel(ylabel)
     ax.set_title(wrap_title(title, fig_width), fontsize="medium")
@@ -143,6 +188,17 @@ def grouped_bars(
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _zoom(
+    ax: Any, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], references: References
+) -> None:
+    """The y-axis from a little below the lowest bar (or reference line, kept in view) instead of 0."""
+    lows = [m - sd for means, stds in series.values() for m, sd in zip(means, stds, strict=True) if m == m]
+    lows += [v for values in references.values() for v in values]
+    if lows:
+        bottom = max(0.0, min(lows) - 5.0)
+        ax.set_ylim(bottom=5.0 * np.floor(bottom / 5.0))
 
 
 def wrap_title(title: str, fig_width: float) -> str:
