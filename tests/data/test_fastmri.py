@@ -195,3 +195,35 @@ def test_phantom_puts_both_classes_of_every_finding_in_every_split(tmp_path: Pat
     for part in load(root, modalities=("magnitude",)):
         positives = part.labels.sum(0)
         assert bool((positives > 0).all()) and bool((positives < len(part)).all()), positives
+
+
+def test_the_phantom_header_reads_with_fastmris_own_queries(tmp_path):
+    """fastMRI's SliceDataset reads the header with namespaced XPath queries (its ``et_query``): the
+    matrix sizes and the phase-encoding limits must all be there, consistent with the k-space."""
+    import xml.etree.ElementTree as ElementTree
+
+    import h5py
+
+    from i2m2.data.fastmri_phantom import ISMRMRD_NAMESPACE, write_phantom_dataset
+
+    write_phantom_dataset(tmp_path / "knee", volumes=4, slices=2, size=16, seed=0)
+    path = next((tmp_path / "knee").rglob("*.h5"))
+    with h5py.File(path, "r") as f:
+        root = ElementTree.fromstring(f["ismrmrd_header"][()])
+        kspace_shape = f["kspace"].shape
+
+    def query(*names: str) -> int:  # as fastmri.data.mri_data.et_query
+        found = root.find(
+            "." + "".join(f"//ismrmrd_namespace:{n}" for n in names), {"ismrmrd_namespace": ISMRMRD_NAMESPACE}
+        )
+        assert found is not None and found.text is not None, names
+        return int(found.text)
+
+    enc = ("encoding", "encodedSpace", "matrixSize")
+    assert (query(*enc, "x"), query(*enc, "y"), query(*enc, "z")) == (kspace_shape[1], kspace_shape[2], 1)
+    rec = ("encoding", "reconSpace", "matrixSize")
+    assert (query(*rec, "x"), query(*rec, "y")) == (16, 16)
+    lims = ("encoding", "encodingLimits", "kspace_encoding_step_1")
+    center, maximum = query(*lims, "center"), query(*lims, "maximum") + 1
+    padding_left = kspace_shape[2] // 2 - center
+    assert padding_left == 0 and padding_left + maximum == kspace_shape[2]  # fully sampled, no padding

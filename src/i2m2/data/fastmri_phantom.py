@@ -268,11 +268,20 @@ def _csv_rows(name: str, s: int, size: int, shown: dict[str, _Finding], ligament
     return rows
 
 
+ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
+
+
 def _header(height: int, width: int, size: int) -> str:
+    """The ISMRMRD header fastMRI's own ``SliceDataset`` reads: matrix sizes of the encoded (k-space) and
+    reconstructed spaces, and the phase-encoding limits (fully sampled: centre ``width // 2``, lines
+    ``0..width - 1``), in the ISMRMRD namespace its XPath queries use."""
     return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<ismrmrdHeader><encoding>'
+        f'<?xml version="1.0" encoding="utf-8"?>\n<ismrmrdHeader xmlns="{ISMRMRD_NAMESPACE}"><encoding>'
         f"<encodedSpace><matrixSize><x>{height}</x><y>{width}</y><z>1</z></matrixSize></encodedSpace>"
         f"<reconSpace><matrixSize><x>{size}</x><y>{size}</y><z>1</z></matrixSize></reconSpace>"
+        "<encodingLimits><kspace_encoding_step_1>"
+        f"<minimum>0</minimum><maximum>{width - 1}</maximum><center>{width // 2}</center>"
+        "</kspace_encoding_step_1></encodingLimits>"
         f"</encoding><!-- {SIMULATED} --></ismrmrdHeader>"
     )
 
