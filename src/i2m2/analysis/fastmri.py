@@ -8,7 +8,8 @@ per finding, a table (.md, .csv) and a grouped bar chart (.png) for each analysi
 * ``figure3``: parameter-matched ensembles against I2M2 (AUROC). An ensemble averages the *probabilities*
   of models trained alone: 3x magnitude (seeds k, k+1, k+2 mod S), 3x phase, magnitude + phase,
   magnitude + phase + inter (seed k each). Read from RUN's saved test predictions; needs the same test
-  set for every seed (``--split-seed`` fixes it) and S >= 3 seeds for the 3x rows.
+  set for every seed (``--split-seed`` fixes it) and S >= 3 seeds for the 3x rows. With exactly 3 seeds
+  every seed's triple is the same three models: the row says so and shows one value (no spread, "n/a").
 * ``figure4``: ``RUN/wrn20-3`` (WideResNet-20-3 unimodal and inter rows) against RUN's I2M2, with
   parameter counts read from the checkpoints.
 * ``table5``: RUN's I2M2 (pretrained experts, fine-tuned) against ``RUN/from-scratch``'s I2M2.
@@ -192,7 +193,10 @@ def figure3(run: FastMRIRun) -> list[Artifact]:
     if len(seeds) >= 3:
         for label, method in (("3x magnitude", MAG), ("3x phase", PHASE)):
             triple = lambda k, m=method: [(m, seeds[(seeds.index(k) + j) % len(seeds)]) for j in range(3)]  # noqa: E731
-            series.append((label, _ensemble(run, triple)))
+            values = _ensemble(run, triple)
+            if len(seeds) == 3:  # every seed's triple is the same three models: one ensemble, no spread
+                label, values = f"{label} (one ensemble of the 3 seeds' models)", [v[:1] for v in values]
+            series.append((label, values))
     series.append(("magnitude + phase", _ensemble(run, lambda k: [(MAG, k), (PHASE, k)])))
     series.append(
         ("magnitude + phase + inter", _ensemble(run, lambda k: [(MAG, k), (PHASE, k), ("inter", k)]))
