@@ -274,3 +274,30 @@ def test_i2m2_with_tasks_prior_from_multilabel_targets() -> None:
     torch.testing.assert_close(model.log_prior[3].exp(), torch.tensor([1 / 5, 4 / 5]))
     batch = {"magnitude": torch.randn(2, 1, 4, 4), "phase": torch.randn(2, 1, 4, 4)}
     torch.testing.assert_close(model(batch).exp().sum(-1), torch.ones(2, TASKS))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_absent_rows_never_reach_present_rows_not_even_through_batch_statistics(mode: str) -> None:
+    """With a presence mask, an expert runs on its present rows only: its outputs there equal a batch of
+    those rows alone, whatever the absent rows hold (zeros used to shift BatchNorm's batch statistics)."""
+    from i2m2 import LateFusion
+
+    def bn_classifier() -> nn.Module:
+        return nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 3))
+
+    encoders = {m: nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)) for m in ("a", "b")}
+    model = I2M2(
+        experts={"a": bn_classifier(), "b": bn_classifier()},
+        inter=LateFusion(encoders, nn.Linear(8, 3)),
+        num_classes=3,
+    )
+    getattr(model, mode)()
+    x = {"a": torch.randn(8, 4), "b": torch.randn(8, 4) + 3}
+    present = {"b": torch.tensor([True] * 5 + [False] * 3)}
+    masked, _ = model.expert_logits(x, present=present)
+    alone, _ = model.expert_logits({m: v[:5] for m, v in x.items()})
+    for name in ("b", "inter"):
+        torch.testing.assert_close(masked[name][:5], alone[name])
+    x["b"][5:] = 1e3  # what an absent row holds changes nothing
+    again, _ = model.expert_logits(x, present=present)
+    torch.testing.assert_close(again["b"][:5], masked["b"][:5])

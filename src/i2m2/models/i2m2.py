@@ -102,8 +102,9 @@ class I2M2(nn.Module):
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Run every expert whose modalities are in the batch.
 
-        Rows marked absent are zero-filled before the experts see them, so a placeholder there (NaN,
-        garbage) cannot leak into the present rows (batch norm) or into the gradients.
+        Rows marked absent are zero-filled, and with a presence mask each expert runs on the rows where all
+        its modalities are present only (then scattered back), so what an absent row holds (NaN, garbage,
+        zeros) cannot reach the present rows, not even through batch statistics in training mode.
 
         ``check_values=False`` skips the NaN/inf scan of the inputs (a host-device sync): trainers check the
         data where it enters instead of on every step.
@@ -126,6 +127,8 @@ class I2M2(nn.Module):
             try:
                 if handles_missing:
                     out = expert(inputs, present={m: present_rows[m] for m in reads})
+                elif present is not None:
+                    out = self._on_present_rows(expert, inputs, rows.all(0), size)
                 else:
                     out = expert(inputs)
             except RuntimeError as err:
@@ -141,6 +144,24 @@ class I2M2(nn.Module):
                 f"no expert can run: the batch has {sorted(batch)}, experts need {self.modalities}"
             )
         return logits, masks
+
+    def _on_present_rows(self, expert: Expert, inputs: Batch, keep: Tensor, size: int) -> Tensor:
+        """The expert on its present rows only, scattered back into ``(B, ...)`` (zeros elsewhere: those
+        rows are left out of the product by their mask)."""
+        index = keep.nonzero(as_tuple=True)[0]
+        if len(index) == size:
+            return expert(inputs)
+        if len(index) == 0:
+            if self.num_classes is None:
+                return expert(inputs)  # no class count to shape an empty output with: every row is masked
+            tail = (self.num_classes,) if self.num_tasks is None else (self.num_tasks, self.num_classes)
+            return torch.zeros(size, *tail, device=keep.device)
+        out = expert({m: inputs[m][index] for m in expert.modalities})
+        if not isinstance(out, Tensor):
+            return out  # check_logits names the expert
+        full = out.new_zeros(size, *out.shape[1:])
+        full[index] = out
+        return full
 
     def _inputs(
         self,
