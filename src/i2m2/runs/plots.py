@@ -72,7 +72,7 @@ def method_color(method: str) -> str:
 
     from i2m2.models.methods import method_base, row_fusion
 
-    base = method_base(method)
+    base = method_base(method.lower())
     if base in METHOD_COLORS and row_fusion(method) is None:
         return METHOD_COLORS[base]
     return OTHER_COLORS[crc32(method.encode()) % len(OTHER_COLORS)]
@@ -149,7 +149,7 @@ def grouped_bars(
         references: label -> one level per category (e.g. chance and majority accuracy), each drawn
             as a labelled line; one straight line when the level is the same everywhere.
         undefined: label -> per category, whether the value is undefined (its gap is marked "n/a").
-        colors: label -> bar colour (default: matplotlib's cycle).
+        colors: label -> bar colour (default: :func:`method_color`, the same in every chart).
         zoom: start the y-axis just below the lowest bar or reference line instead of at 0, so
             differences of a few points show (the axis says where it starts).
     """
@@ -161,7 +161,7 @@ def grouped_bars(
     x = np.arange(len(categories))
     for i, (label, (means, stds)) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
-        color = (colors or {}).get(label)
+        color = (colors or {}).get(label) or method_color(label)  # the same colour in every chart
         ax.bar(x + offset, means, width, yerr=stds, capsize=2, label=label, color=color)
         for j, flagged in enumerate((undefined or {}).get(label, ())):
             if flagged:  # an undefined metric: a marked gap, not a bar of height 0
