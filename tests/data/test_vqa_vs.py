@@ -31,8 +31,16 @@ def test_normalize_answer_hand_cases() -> None:
     assert normalize_answer("black/white") == "black white"
 
 
+def test_answers_match_as_raw_strings_by_default_as_the_official_scorer(tmp_path: Path) -> None:
+    """'two' and '2', 'Yes.' and 'yes' are different answers unless normalization is asked for."""
+    _, answers = read_vqa_vs(write_vqa_vs(tmp_path, wrapped=True), min_count=2)
+    assert answers == ["no", "yes"]  # raw: no x2, yes x2 ('Yes.' apart); 'two' and '2' once each
+    _, normalized = read_vqa_vs(tmp_path, min_count=2, normalize=True)
+    assert normalized == ["yes", "2", "no"]
+
+
 def test_vocabulary_labels_and_soft_targets(tmp_path: Path) -> None:
-    splits, answers = read_vqa_vs(write_vqa_vs(tmp_path, wrapped=True), min_count=2)
+    splits, answers = read_vqa_vs(write_vqa_vs(tmp_path, wrapped=True), min_count=2, normalize=True)
     # multiple-choice answers in train: yes x3, no x2, 2 x2 ("two" and "2"), red x1 -> red is out
     assert answers == ["yes", "2", "no"]
     train = splits["train"]
@@ -70,7 +78,7 @@ def test_ood_scores_every_subset_in_one_call() -> None:
 
 
 def test_load_raw_images_and_groups(tmp_path: Path) -> None:
-    splits, answers = load_vqa_vs(write_vqa_vs(tmp_path), min_count=2, image_size=16)
+    splits, answers = load_vqa_vs(write_vqa_vs(tmp_path), min_count=2, image_size=16, normalize=True)
     assert splits.num_classes == len(answers) == 3
     inputs, label = splits.test[2]
     assert inputs["image"].shape == (3, 16, 16) and inputs["question"].dtype == torch.int64

@@ -42,7 +42,7 @@ def test_vqa_vs_end_to_end_scores_every_ood_subset(towers: dict[str, Path], tmp_
         "inter",
         "i2m2",
     ]
-    splits, _ = read_vqa_vs(data, min_count=2)
+    splits, _ = read_vqa_vs(data, min_count=2)  # the run's default: raw strings, as the official scorer
     test = splits["test"]
     for row in results["rows"]:
         metrics = {k: v["mean"] for k, v in row["metrics"].items()}
@@ -104,7 +104,10 @@ def test_bad_input_is_one_line_naming_the_file(
 def test_ood_key_travels_with_the_test_split(towers: dict[str, Path], tmp_path: Path) -> None:
     from i2m2.experiments.vqa_vs import vqa_vs
 
-    experiment = vqa_vs(write_vqa_vs(tmp_path / "e"), towers["vision"], towers["text"], min_count=2)
+    data = write_vqa_vs(tmp_path / "e")
+    experiment = vqa_vs(data, towers["vision"], towers["text"], min_count=2, normalize_answers=True)
+    assert "answers normalized" in experiment.description  # said wherever results are shown
+    assert vqa_vs(data, towers["vision"], towers["text"], min_count=2).classes("") == 2  # raw strings
     splits = experiment.load_data("", None, 0)
     inputs, labels = splits.test.__getitems__([0, 3])
     assert inputs[OOD_KEY].shape == (2, 9) and "answer_counts" in inputs and len(labels) == 2

@@ -18,6 +18,7 @@ import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,9 @@ def nlvr2_examples_analysis(run: RunData) -> list[Artifact]:
 
 
 def vqa_vs_examples_analysis(run: RunData) -> list[Artifact]:
-    """examples.html of a run on a VQA-VS folder."""
-    return vl_examples_analysis(run, read_vqa_vs_test)
+    """examples.html of a run on a VQA-VS folder (answers matched as the run matched them)."""
+    normalize = bool((run.config.get("experiment_options") or {}).get("normalize_answers", False))
+    return vl_examples_analysis(run, partial(read_vqa_vs_test, normalize=normalize))
 
 
 def vl_examples_analysis(run: RunData, read_test: TestReader) -> list[Artifact]:
@@ -104,11 +106,11 @@ def read_nlvr2_test(root: Path, num_classes: int) -> TestExamples:
     )
 
 
-def read_vqa_vs_test(root: Path, num_classes: int) -> TestExamples:
+def read_vqa_vs_test(root: Path, num_classes: int, normalize: bool = False) -> TestExamples:
     """The IID test questions and images of a VQA-VS folder, with the human answers as notes."""
     from i2m2.data.vqa_vs import image_path, read_vqa_vs
 
-    splits, answers = read_vqa_vs(root, _min_count_for(root, num_classes))
+    splits, answers = read_vqa_vs(root, _min_count_for(root, num_classes, normalize), normalize)
     test = splits["test"]
     notes = []
     for labels, counts in zip(test.answer_labels.tolist(), test.answer_counts.tolist(), strict=True):
@@ -118,13 +120,13 @@ def read_vqa_vs_test(root: Path, num_classes: int) -> TestExamples:
     return TestExamples(test.questions, images, test.labels.numpy(), answers, notes)
 
 
-def _min_count_for(root: Path, num_classes: int) -> int:
+def _min_count_for(root: Path, num_classes: int, normalize: bool = False) -> int:
     """The vocabulary threshold that gives ``num_classes`` answers (every such threshold gives the same
     answers: the ``num_classes`` most frequent), so the page needs no record of ``--min-count``."""
     from i2m2.data.vqa_vs import training_answer_counts
 
     path = root / "Training" / "Training-Ans.json"
-    counts = sorted(training_answer_counts(root).values(), reverse=True)
+    counts = sorted(training_answer_counts(root, normalize).values(), reverse=True)
     if len(counts) < num_classes or (
         len(counts) > num_classes and counts[num_classes] == counts[num_classes - 1]
     ):

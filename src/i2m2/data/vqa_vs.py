@@ -12,7 +12,9 @@ Question and answer files follow the VQA v2 schema, either as the release's bare
 ``{"questions": [...]}`` / ``{"annotations": [...]}``. An OOD file lists the questions of that subset
 (question dicts or bare question ids); every OOD subset is a subset of the IID test split.
 
-* Answers are normalized by :func:`normalize_answer`. The vocabulary is every normalized
+* Answers are matched as the official VQA-VS scorer matches them, as raw strings; ``normalize=True``
+  first applies :func:`normalize_answer` ("Two." and "2" become one answer), which can score higher
+  than the official numbers. The vocabulary is every (normalized)
   ``multiple_choice_answer`` of at least ``min_count`` (9) training questions (the VQA-VS / bottom-up
   convention: 3,129 answers on the full set), ordered by frequency.
 * Each question keeps the counts of its human answers that are in the vocabulary
@@ -104,36 +106,45 @@ class VQAVSSplit:
         return len(self.labels)
 
 
-def read_vqa_vs(root: Path, min_count: int = 9) -> tuple[dict[str, VQAVSSplit], list[str]]:
+def answer_key(answer: object, normalize: bool = False) -> str:
+    """An answer as scoring compares it: the raw string (official), or :func:`normalize_answer`'s form."""
+    return normalize_answer(str(answer)) if normalize else str(answer)
+
+
+def read_vqa_vs(
+    root: Path, min_count: int = 9, normalize: bool = False
+) -> tuple[dict[str, VQAVSSplit], list[str]]:
     """The train/val/test splits and the answer vocabulary (label -> answer) of the VQA-VS folder ``root``."""
     root = Path(root)
     raw = {split: _read_pairs(root, split) for split in SPLIT_FILES}
-    answers = answer_vocabulary([a for _, a in raw["train"]], min_count)
+    answers = answer_vocabulary([a for _, a in raw["train"]], min_count, normalize)
     if not answers:
         raise DataError(f"{root}: no training answer occurs {min_count} times; the vocabulary is empty")
-    splits = {split: _encode(split, pairs, answers) for split, pairs in raw.items()}
+    splits = {split: _encode(split, pairs, answers, normalize) for split, pairs in raw.items()}
     splits["train"] = _drop_unanswerable(splits["train"])
     splits["test"].ood = ood_membership(root, splits["test"].question_ids)
     return splits, answers
 
 
-def answer_counts(annotations: Sequence[Mapping[str, Any]]) -> Counter[str]:
-    """How many questions have each normalized ``multiple_choice_answer``."""
-    return Counter(normalize_answer(str(a["multiple_choice_answer"])) for a in annotations)
+def answer_counts(annotations: Sequence[Mapping[str, Any]], normalize: bool = False) -> Counter[str]:
+    """How many questions have each ``multiple_choice_answer`` (as :func:`answer_key` compares them)."""
+    return Counter(answer_key(a["multiple_choice_answer"], normalize) for a in annotations)
 
 
-def training_answer_counts(root: Path) -> Counter[str]:
+def training_answer_counts(root: Path, normalize: bool = False) -> Counter[str]:
     """:func:`answer_counts` of the training split, read from ``Training-Ans.json`` alone."""
     path = root / "Training" / "Training-Ans.json"
     try:
-        return answer_counts(_entries(path, "annotations"))
+        return answer_counts(_entries(path, "annotations"), normalize)
     except (KeyError, TypeError) as err:
         raise DataError(f"{path}: not a VQA v2 answer file ({type(err).__name__}: {err})") from err
 
 
-def answer_vocabulary(annotations: Sequence[Mapping[str, Any]], min_count: int = 9) -> list[str]:
-    """Normalized ``multiple_choice_answer`` seen in at least ``min_count`` questions, most frequent first."""
-    counts = answer_counts(annotations)
+def answer_vocabulary(
+    annotations: Sequence[Mapping[str, Any]], min_count: int = 9, normalize: bool = False
+) -> list[str]:
+    """``multiple_choice_answer`` seen in at least ``min_count`` questions, most frequent first."""
+    counts = answer_counts(annotations, normalize)
     return sorted((a for a, n in counts.items() if n >= min_count), key=lambda a: (-counts[a], a))
 
 
@@ -197,6 +208,7 @@ def load_vqa_vs(
     text: TextBackbone | None = None,
     image_size: int = 224,
     batch_size: int = 64,
+    normalize: bool = False,
 ) -> tuple[DataSplits, list[str]]:
     """Train/val/test datasets of VQA-VS and the answer vocabulary.
 
@@ -209,9 +221,11 @@ def load_vqa_vs(
             ``image_size``) and ``question`` token ids (``text.tokenize`` if given, else word ids).
         image_size: side of the resized images in raw mode without a vision backbone.
         batch_size: examples per backbone call when computing features.
+        normalize: match answers after :func:`normalize_answer` (default: raw strings, as the official
+            VQA-VS scorer).
     """
     root = Path(root)
-    splits, answers = read_vqa_vs(root, min_count)
+    splits, answers = read_vqa_vs(root, min_count, normalize)
     data: dict[str, MultimodalDataset]
     if vision is not None and text is not None and not (vision.trainable or text.trainable):
         data = {name: _feature_dataset(root, s, vision, text, batch_size) for name, s in splits.items()}
@@ -317,19 +331,24 @@ def _read_pairs(root: Path, split: str) -> list[tuple[dict[str, Any], dict[str, 
     return [(q, by_id[qid]) for q, qid in zip(questions, q_ids, strict=True)]
 
 
-def _encode(split: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], answers: list[str]) -> VQAVSSplit:
+def _encode(
+    split: str,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    answers: list[str],
+    normalize: bool = False,
+) -> VQAVSSplit:
     label_of = {a: i for i, a in enumerate(answers)}
     n = len(pairs)
     answer_labels = torch.full((n, MAX_ANSWERS), -1, dtype=torch.int64)
     answer_counts = torch.zeros(n, MAX_ANSWERS, dtype=torch.float32)
     labels = torch.zeros(n, dtype=torch.int64)
     for row, (_, annotation) in enumerate(pairs):
-        counts = Counter(normalize_answer(str(a["answer"])) for a in annotation["answers"])
+        counts = Counter(answer_key(a["answer"], normalize) for a in annotation["answers"])
         known = [(label_of[a], c) for a, c in counts.items() if a in label_of][:MAX_ANSWERS]
         if known:
             answer_labels[row, : len(known)] = torch.tensor([k for k, _ in known])
             answer_counts[row, : len(known)] = torch.tensor([float(c) for _, c in known])
-            chosen = label_of.get(normalize_answer(str(annotation["multiple_choice_answer"])), -1)
+            chosen = label_of.get(answer_key(annotation["multiple_choice_answer"], normalize), -1)
             labels[row] = max(known, key=lambda kc: (kc[1], kc[0] == chosen))[0]
     return VQAVSSplit(
         split,

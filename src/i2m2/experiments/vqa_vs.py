@@ -77,9 +77,9 @@ class WithBatchKeys(MultimodalDataset):
         return WithBatchKeys(self.dataset.subset(index), {k: v[index] for k, v in self.keys.items()})
 
 
-def vocabulary_size(root: Path, min_count: int) -> int:
+def vocabulary_size(root: Path, min_count: int, normalize: bool = False) -> int:
     """Answers of at least ``min_count`` training questions, read from the training answers alone."""
-    counts = training_answer_counts(root)
+    counts = training_answer_counts(root, normalize)
     size = sum(n >= min_count for n in counts.values())
     if size < 2:
         path = root / "Training" / "Training-Ans.json"
@@ -100,7 +100,7 @@ def required_folders(
     return Path(data_dir), Path(vision_backbone), Path(text_backbone)
 
 
-def cached_splits(root: Path, min_count: int, towers: Towers) -> DataLoaderFn:
+def cached_splits(root: Path, min_count: int, towers: Towers, normalize: bool = False) -> DataLoaderFn:
     """``load_data``: the splits are fixed files, read and encoded once per folder for every seed; the test
     split carries its OOD membership (:class:`WithBatchKeys`), so one test pass scores every subset."""
     cache: dict[Path, DataSplits] = {}
@@ -109,7 +109,7 @@ def cached_splits(root: Path, min_count: int, towers: Towers) -> DataLoaderFn:
         path = Path(folder or root)
         if path not in cache:
             vision, text = towers.data_towers()
-            splits, _ = load_vqa_vs(path, min_count, vision, text)
+            splits, _ = load_vqa_vs(path, min_count, vision, text, normalize=normalize)
             if splits.test.groups is None:
                 raise DataError(f"{path}: the test split has no OOD membership")
             test = WithBatchKeys(splits.test, {OOD_KEY: splits.test.groups})
@@ -131,6 +131,7 @@ def vqa_vs(
     max_length: int = 32,
     hidden: int | None = None,
     dropout: float = 0.0,
+    normalize_answers: bool = False,
 ) -> Experiment:
     """VQA-VS: image-only, text-only, intra, inter and I2M2 on pretrained towers; IID and nine OOD subsets.
 
@@ -145,11 +146,13 @@ def vqa_vs(
         max_length: token ids per question.
         hidden: hidden width of every head (default twice its input).
         dropout: dropout of every head.
+        normalize_answers: match answers after a VQA-style normalization ("Two." = "2"); default: raw
+            strings, as the official VQA-VS scorer (normalizing can read higher than official numbers).
     """
     root, vision, text = required_folders(data_dir, vision_backbone, text_backbone)
     if min_count < 1:
         raise UserError(f"--min-count: expected an integer >= 1, got {min_count}")
-    num_classes = vocabulary_size(root, min_count)
+    num_classes = vocabulary_size(root, min_count, normalize_answers)
     towers = Towers(
         vision,
         text,
@@ -163,10 +166,11 @@ def vqa_vs(
     )
     return Experiment(
         name="vqa-vs",
-        description=f"VQA-VS ({root.name}): {num_classes} answers, VQA score on IID and nine OOD subsets",
+        description=f"VQA-VS ({root.name}): {num_classes} answers, VQA score on IID and nine OOD subsets"
+        + (" (answers normalized, not the official scoring)" if normalize_answers else ""),
         modalities=MODALITIES,
         num_classes=num_classes,
-        load_data=cached_splits(root, min_count, towers),
+        load_data=cached_splits(root, min_count, towers, normalize_answers),
         build_unimodal=towers.unimodal,
         build_inter={"lf": towers.inter},
         recipe=RECIPES[recipe],

@@ -127,6 +127,7 @@ class Comparison:
             "prior_correction": o.prior_correction,
             "all_subsets": o.all_subsets,
             "data_dir": None if o.data_dir is None else str(o.data_dir),
+            "experiment_options": _plain_options(o.experiment_options),
             "trainer": o.trainer,
             "title": self.title(),
             "experts": self._experts,
@@ -356,6 +357,13 @@ class Comparison:
             self._bar.set_postfix_str(
                 ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
             )
+
+
+def _plain_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The factory's options as plain JSON values (paths as text) for results.json."""
+    import json
+
+    return json.loads(json.dumps(options or {}, default=str))
 
 
 def torch_distributed_errors() -> tuple[type[BaseException], ...]:
