@@ -11,7 +11,7 @@ import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
 from i2m2.analysis.run_data import RunData
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import error_bars, grouped_bars
 
 LABELS = "H(y)"
 
@@ -73,7 +73,7 @@ def entropy_analysis(run: RunData) -> list[Artifact]:
         png = grouped_bars(
             [s.name.removeprefix("H(ŷ | ").removesuffix(")") for s in bars],
             {"mean predictive entropy": ([s.mean for s in bars], [s.std for s in bars])},
-            "entropy (nats)",
+            f"entropy (nats)\n{error_bars(len(run.seeds))}",
             f"{run.experiment} {title}: entropy of each expert",
             hline=(label.mean, LABELS),
         )

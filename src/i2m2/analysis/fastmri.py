@@ -32,7 +32,7 @@ from i2m2.analysis.artifacts import Artifact, csv_artifact, markdown_table, mean
 from i2m2.data.fastmri_labels import FASTMRI_FINDINGS
 from i2m2.errors import DataError
 from i2m2.runs.folder import RunFolder
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import error_bars, grouped_bars
 from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
 
 COMPANIONS = ("rss", "wrn20-3", "from-scratch", "noise-sweep")
@@ -136,7 +136,8 @@ def _outputs(name: str, title: str, series: Series, extra: dict[str, str] | None
             label: ([100 * mean_std(v)[0] for v in pf], [100 * mean_std(v)[1] for v in pf])
             for label, pf in series
         },
-        "test AUROC (%)" if "balanced" not in name else "test balanced accuracy (%)",
+        ("test AUROC (%)" if "balanced" not in name else "test balanced accuracy (%)")
+        + f"\n{error_bars(max((len(v) for _, pf in series for v in pf), default=0))}",
         title,
     )
     return [
@@ -282,6 +283,7 @@ def figure_c7(sweep: FastMRIRun) -> list[Artifact]:
             )
             for m in methods
         }
-        png = grouped_bars(levels, series, "test AUROC (%)", f"Figure C.7: {finding}")
+        ylabel = f"test AUROC (%)\n{error_bars(len(sweep.seeds))}"
+        png = grouped_bars(levels, series, ylabel, f"Figure C.7: {finding}")
         artifacts.append(Artifact(f"figureC7_{finding}.png", png))
     return artifacts

@@ -22,7 +22,7 @@ from i2m2.analysis.artifacts import (
     pm,
 )
 from i2m2.analysis.run_data import RunData
-from i2m2.runs.plots import CHANCE, MAJORITY, grouped_bars
+from i2m2.runs.plots import CHANCE, MAJORITY, error_bars, grouped_bars
 
 ALL = "all"
 
@@ -125,9 +125,10 @@ def groups_analysis(run: RunData) -> list[Artifact]:
         png = grouped_bars(
             categories,
             series,
-            "test accuracy (%)",
+            f"test accuracy (%)\n{error_bars(len(run.seeds))}",
             f"{run.experiment}: accuracy, {heading}",
             references=references,
+            zoom=True,
         )
         artifacts.append(Artifact(f"groups{file_suffix(len(sections), key)}.png", png))
     artifacts.append(Artifact("groups.md", "".join(md).encode()))

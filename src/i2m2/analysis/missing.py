@@ -31,7 +31,7 @@ from i2m2.analysis.groups import accuracy
 from i2m2.analysis.run_data import RunData
 from i2m2.models.i2m2 import INTER
 from i2m2.models.methods import UNIMODAL_PREFIX, method_base
-from i2m2.runs.plots import CHANCE, MAJORITY, grouped_bars
+from i2m2.runs.plots import CHANCE, MAJORITY, error_bars, grouped_bars
 
 FULL = "all modalities"
 ALL_SUBSETS_UP_TO = 5  # modalities; above, a seeded sample of subsets
@@ -360,7 +360,8 @@ def _charts(
                 f"withheld at test time; {run.source()}; bars absent where not derivable (see missing.md)"
             )
             references = {CHANCE: [100 * chance] * len(names), MAJORITY: [100 * majority] * len(names)}
-            png = grouped_bars(categories, series, "test accuracy (%)", title, references=references)
+            ylabel = f"test accuracy (%)\n{error_bars(len(run.seeds))}"
+            png = grouped_bars(categories, series, ylabel, title, references=references, zoom=True)
             suffix = file_suffix(len(run.groups), group)
             charts.append(Artifact(f"missing{suffix}_withheld{k}.png", png))
     return charts

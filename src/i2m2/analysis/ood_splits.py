@@ -11,7 +11,7 @@ from typing import Any
 
 from i2m2.analysis.artifacts import Artifact, csv_artifact, file_suffix, markdown_table, per_seed_text
 from i2m2.analysis.run_data import RunData
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import error_bars, grouped_bars
 from i2m2.runs.results import UNDEFINED
 
 PREFIX = "ood_"
@@ -58,7 +58,8 @@ def ood_splits_analysis(run: RunData) -> list[Artifact]:
             )
             for row in rows
         }
-        png = grouped_bars(chart, series, "VQA score (%)", f"{run.experiment}: VQA score per OOD test subset")
+        ylabel = f"VQA score (%)\n{error_bars(len(run.seeds))}"
+        png = grouped_bars(chart, series, ylabel, f"{run.experiment}: VQA score per OOD test subset")
         artifacts.append(Artifact(f"ood_splits{file_suffix(len(run.groups), group)}.png", png))
     artifacts.append(csv_artifact("ood_splits.csv", header, csv_rows))
     artifacts.append(Artifact("ood_splits.md", "".join(md).encode()))

@@ -18,7 +18,7 @@ import numpy as np
 from i2m2.analysis.artifacts import Artifact, csv_artifact, file_suffix, markdown_table, mean_std
 from i2m2.analysis.run_data import RunData
 from i2m2.models.methods import UNIMODAL_PREFIX, inter_row_of
-from i2m2.runs.plots import grouped_bars
+from i2m2.runs.plots import error_bars, grouped_bars
 
 STAGE1 = "stage-1 models"
 FINETUNED = "fine-tuned experts"
@@ -120,7 +120,7 @@ def rescue_analysis(run: RunData) -> list[Artifact]:
         png = grouped_bars(
             [READING_LABELS.get(r, r) for r in readings],
             series,
-            "% of all test examples",
+            f"% of all test examples\n{error_bars(len(run.seeds))}",
             f"{run.experiment} {title}: examples I2M2 rescues and loses ({run.source()})\n"
             "rescued: every expert alone wrong, I2M2 right; lost: I2M2 wrong, some expert alone right",
         )

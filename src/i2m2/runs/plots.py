@@ -46,7 +46,7 @@ def bar_chart(
     groups = list(dict.fromkeys(r["group"] for r in rows))
     series, undefined = bar_values(rows, metric, groups)
     seeds = max((len(s.get("per_seed") or []) for r in rows if (s := r["metrics"].get(metric))), default=0)
-    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed: no error bars"
+    spread = error_bars(seeds)
     png = grouped_bars(
         [g or metric for g in groups],
         series,
@@ -64,6 +64,11 @@ def bar_chart(
 # and further fusions take the next ones in a fixed order.
 METHOD_COLORS = {"intra": "tab:blue", "inter": "tab:orange", "i2m2": "tab:green"}
 OTHER_COLORS = ("tab:gray", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:purple", "tab:red")
+
+
+def error_bars(seeds: int) -> str:
+    """What a chart's error bars are, for its axis label."""
+    return f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed: no error bars"
 
 
 def method_color(method: str) -> str:
