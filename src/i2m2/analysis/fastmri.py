@@ -36,6 +36,7 @@ from i2m2.runs.plots import error_bars, grouped_bars
 from i2m2.runs.predictions import Predictions, load_predictions, predictions_path
 
 COMPANIONS = ("rss", "wrn20-3", "from-scratch", "noise-sweep")
+BINARY_CHANCE = "chance (0.5)"  # each finding is present or absent: AUROC and balanced accuracy
 FINDINGS = FASTMRI_FINDINGS
 MAG, PHASE = "unimodal:magnitude", "unimodal:phase"
 
@@ -139,6 +140,8 @@ def _outputs(name: str, title: str, series: Series, extra: dict[str, str] | None
         ("test AUROC (%)" if "balanced" not in name else "test balanced accuracy (%)")
         + f"\n{error_bars(max((len(v) for _, pf in series for v in pf), default=0))}",
         title,
+        references={BINARY_CHANCE: [50.0] * len(FINDINGS)},  # AUROC and balanced accuracy of a finding
+        zoom=True,
     )
     return [
         Artifact(f"{name}.md", table.encode()),
@@ -284,6 +287,7 @@ def figure_c7(sweep: FastMRIRun) -> list[Artifact]:
             for m in methods
         }
         ylabel = f"test AUROC (%)\n{error_bars(len(sweep.seeds))}"
-        png = grouped_bars(levels, series, ylabel, f"Figure C.7: {finding}")
+        chance = {BINARY_CHANCE: [50.0] * len(levels)}
+        png = grouped_bars(levels, series, ylabel, f"Figure C.7: {finding}", references=chance, zoom=True)
         artifacts.append(Artifact(f"figureC7_{finding}.png", png))
     return artifacts
