@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from i2m2.cli.dashes import underscored
 from i2m2.cli.recipe_options import RECIPE_OPTIONS
 from i2m2.errors import UserError
 
@@ -47,7 +48,7 @@ def expand_shorthands(args: Sequence[str]) -> list[str]:
     out: list[str] = []
     chosen: dict[str, str] = {}
     recipe: list[str] = []  # --pretrain.lr 0.1 and friends, as i2m2 run spells them
-    items = [_underscored(a) for a in args]
+    items = underscored(list(args), [n.removeprefix("--") for n in SHORTHANDS], groups=RECIPE_OPTIONS)
     items = [*items[:1], *from_run_checkpoint(items[1:]), *items[1:]]
     i = 0
     while i < len(items):
@@ -108,16 +109,6 @@ def from_run_checkpoint(args: list[str]) -> list[str]:
     out += [f"--fusion={job['fusion']}"] if job.get("fusion") else []
     out += ["--model.all_subsets=true"] if job.get("all_subsets") else []
     return out + ([f"--data_dir={job['data_dir']}"] if job.get("data_dir") else [])
-
-
-def _underscored(token: str) -> str:
-    """Dashes to underscores in shorthand and recipe options (``--data-dir`` -> ``--data_dir``)."""
-    if not token.startswith("--") or token.startswith("---"):
-        return token
-    name, eq, value = token.partition("=")
-    fixed = name.replace("-", "_").replace("__", "--", 1)
-    known = fixed in SHORTHANDS or fixed.removeprefix("--").split(".")[0] in RECIPE_OPTIONS
-    return fixed + eq + value if known else token
 
 
 def recipe_arguments(chosen: dict[str, str], recipe: list[str]) -> list[str]:

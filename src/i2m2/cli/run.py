@@ -84,8 +84,7 @@ def canonical_argv(argv: list[str], parser: ArgumentParser, factory: ExperimentF
     list options given as separate words (``--methods intra i2m2``) to one list."""
     names = {a.dest for a in parser._actions} | set(RECIPE_OPTIONS) | {"print_config"}
     tops = {n.split(".")[0] for n in names}
-    argv = underscored(argv, names)
-    argv = [_underscored_group(a, tops) for a in argv]
+    argv = underscored(argv, names, groups=tops)
     flags, lists = _flag_and_list_options(factory)
     out: list[str] = []
     i = 0
@@ -105,17 +104,6 @@ def canonical_argv(argv: list[str], parser: ArgumentParser, factory: ExperimentF
             out.append(token)
         i += 1
     return out
-
-
-def _underscored_group(token: str, tops: set[str]) -> str:
-    """``--finetune-methods.intra.lr`` -> ``--finetune_methods.intra.lr`` (a nested option's group)."""
-    if not token.startswith("--") or "." not in token.partition("=")[0]:
-        return token
-    option, equals, value = token.partition("=")
-    head, _, rest = option[2:].partition(".")
-    if head.replace("-", "_") in tops:
-        return f"--{head.replace('-', '_')}.{rest.replace('-', '_')}{equals}{value}"
-    return token
 
 
 def _flag_and_list_options(factory: ExperimentFactory | None) -> tuple[set[str], set[str]]:

@@ -38,7 +38,7 @@ from i2m2.orchestration.options import RunOptions
 from i2m2.orchestration.plan import Job, all_methods, plan_jobs
 from i2m2.orchestration.signals import stop_on_signals
 from i2m2.runs.fingerprint import data_fingerprint
-from i2m2.runs.folder import RunFolder, run_record
+from i2m2.runs.folder import RunFolder, plain, run_record
 from i2m2.runs.results import build_rows
 from i2m2.training.fit import quiet_lightning
 from i2m2.training.trainer_options import joining_nodes
@@ -127,7 +127,7 @@ class Comparison:
             "prior_correction": o.prior_correction,
             "all_subsets": o.all_subsets,
             "data_dir": None if o.data_dir is None else str(o.data_dir),
-            "experiment_options": _plain_options(o.experiment_options),
+            "experiment_options": plain(o.experiment_options or {}),
             "trainer": o.trainer,
             "title": self.title(),
             "experts": self._experts,
@@ -357,13 +357,6 @@ class Comparison:
             self._bar.set_postfix_str(
                 ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
             )
-
-
-def _plain_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """The factory's options as plain JSON values (paths as text) for results.json."""
-    import json
-
-    return json.loads(json.dumps(options or {}, default=str))
 
 
 def torch_distributed_errors() -> tuple[type[BaseException], ...]:

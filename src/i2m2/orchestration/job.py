@@ -9,7 +9,6 @@ alone writes the run folder.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -26,7 +25,7 @@ from i2m2.errors import DataError
 from i2m2.experiment import Experiment, Splits, StageConfig
 from i2m2.metrics import mixture_accuracy
 from i2m2.models.methods import STAGE2_METHODS, method_base
-from i2m2.runs.folder import read_model_weights
+from i2m2.runs.folder import plain, read_model_weights
 from i2m2.runs.predictions import Predictions, job_stem
 from i2m2.training.fit import FitSettings, fit_and_test
 
@@ -139,8 +138,10 @@ def run_job(spec: JobSpec) -> JobResult:
         model.set_prior_from_labels(training_labels(splits), experiment.classes(spec.group))
     facts = {"experiment": experiment.name, "method": spec.method, "group": spec.group, "seed": spec.seed}
     if isinstance(spec.experiment, ExperimentRef):  # what 'i2m2 test --ckpt_path' rebuilds the job from
-        options = json.loads(json.dumps(dict(spec.experiment.options), default=str))  # plain: weights_only
-        facts["experiment_ref"] = {"ref": spec.experiment.ref, "options": options}
+        facts["experiment_ref"] = {
+            "ref": spec.experiment.ref,
+            "options": plain(dict(spec.experiment.options)),
+        }
         facts |= {"fusion": spec.fusion, "all_subsets": spec.all_subsets}
         facts["data_dir"] = None if spec.data_dir is None else str(spec.data_dir)
     setup = time.perf_counter() - started  # data, model, stage-1 weights

@@ -103,10 +103,16 @@ def run_record(
     if identity["data_dir"] is not None:
         identity["data_dir"] = str(Path(identity["data_dir"]).resolve())
     identity["precision"] = str((config.get("trainer") or {}).get("precision", "32-true"))
-    identity = json.loads(json.dumps(identity, default=str))  # plain JSON values (tuples -> lists)
+    identity = plain(identity)
     digest = identity_hash(identity)
     scope = {k: config.get(k) for k in ("seeds", "methods", "trainer")}
-    return {"identity": identity, "hash": digest, "scope": json.loads(json.dumps(scope, default=str))}
+    return {"identity": identity, "hash": digest, "scope": plain(scope)}
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON values: paths and other objects as text, tuples as lists (what a record or a
+    checkpoint loaded with ``weights_only=True`` can hold)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -401,11 +407,9 @@ class RunFolder:
         import lightning
 
         prefixed = {MODEL_PREFIX + k: v for k, v in state_dict.items()}
-        plain = json.loads(json.dumps(hyper_parameters, default=str))
         # Lightning's own loaders (i2m2 test --ckpt_path) check the version that wrote a checkpoint.
-        save_checkpoint(
-            self.checkpoint(stem), prefixed, plain, **{"pytorch-lightning_version": lightning.__version__}
-        )
+        version = {"pytorch-lightning_version": lightning.__version__}
+        save_checkpoint(self.checkpoint(stem), prefixed, plain(hyper_parameters), **version)
 
     def save_curve(self, stem: str, curve: str) -> None:
         """The job's learning curve (Lightning's CSVLogger's ``metrics.csv``); nothing when it is empty."""
