@@ -52,4 +52,5 @@ def digits_halves(hidden: int = 32) -> Experiment:
             pretrain=StageConfig(optimizer="adam", lr=3e-3, max_epochs=40, batch_size=64, patience=6),
             finetune=StageConfig(optimizer="adam", lr=1e-3, max_epochs=15, batch_size=64, patience=4),
         ),
+        input_dims={"left": 32, "right": 32},  # flat vectors: adds the logistic row, the plain baseline
     )

@@ -18,7 +18,15 @@ from torch.utils.data import Dataset
 from i2m2.errors import UserError
 from i2m2.models.expert import Expert
 from i2m2.models.i2m2 import I2M2
-from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, build_method, method_base, row_fusion
+from i2m2.models.methods import (
+    LOGISTIC,
+    STAGE2_METHODS,
+    UNIMODAL_PREFIX,
+    build_logistic,
+    build_method,
+    method_base,
+    row_fusion,
+)
 from i2m2.models.validation import check_modality_names
 from i2m2.objectives import Objective
 
@@ -219,6 +227,9 @@ class Experiment:
             :data:`i2m2.analysis.report.ANALYSES`); ``None``: the generic ones (entropy, rescue, groups,
             missing modalities, sweep). Recorded in the run, so ``i2m2 analyze`` needs no experiment names.
         simulated: the data is a stand-in generated for the purpose (charts and tables say so).
+        input_dims: the size of each modality's input flattened, when the inputs are vectors (or any fixed
+            shape): adds the ``logistic`` row, a linear classifier on the concatenated inputs (stage-1
+            settings, the ``logistic`` key of ``recipe.experts`` if any), the baseline a user tries first.
     """
 
     name: str
@@ -238,6 +249,7 @@ class Experiment:
     default_methods: tuple[str, ...] | None = None
     analyses: tuple[str, ...] | None = None
     simulated: bool = False
+    input_dims: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)
@@ -253,7 +265,12 @@ class Experiment:
                 raise ValueError(
                     f"experiment '{self.name}': num_classes must be an int >= 2, got {classes!r}"
                 )
-        unknown = set(self.recipe.experts) - {*self.modalities, "inter"}
+        if self.input_dims is not None and set(self.input_dims) != set(self.modalities):
+            raise ValueError(
+                f"experiment '{self.name}': input_dims names {sorted(self.input_dims)}; "
+                f"expected the modalities {list(self.modalities)}"
+            )
+        unknown = set(self.recipe.experts) - {*self.modalities, "inter", LOGISTIC}
         if unknown:
             raise ValueError(
                 f"experiment '{self.name}': recipe.experts names {sorted(unknown)}; "
@@ -306,12 +323,19 @@ class Experiment:
 
         Args:
             method: ``unimodal:<m>``, ``intra``, ``inter``, ``i2m2``, or a row naming its fusion
-                (``inter[lrtf]``, ``i2m2[lrtf]``).
+                (``inter[lrtf]``, ``i2m2[lrtf]``), or ``logistic`` (with ``input_dims``).
             group: the regime or task (default: the first).
             fusion: the inter experts' fusion when ``method`` names none (default: the first compared).
             all_subsets: one inter expert per subset of two or more modalities (paper Section 5).
         """
         group = self.check_group(group)
+        if method == LOGISTIC:
+            if self.input_dims is None or self.objective is not None:
+                raise UserError(
+                    f"experiment '{self.name}': the '{LOGISTIC}' row needs single-label data and "
+                    "input_dims (the inputs' sizes)"
+                )
+            return build_logistic({m: self.input_dims[m] for m in self.modalities}, self.classes(group))
         base = method if method.startswith(UNIMODAL_PREFIX) else method_base(method)
         fusion = self.check_fusion(row_fusion(method) or fusion) if base in ("inter", "i2m2") else None
         classes = self.classes(group)

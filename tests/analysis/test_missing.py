@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from i2m2.analysis.missing import levels, missing_results, product, withheld_subsets
+from i2m2.analysis.missing import HEATMAP_ABOVE, levels, missing_results, product, withheld_subsets
 from i2m2.analysis.report import analyze_run
 from i2m2.analysis.run_data import load_run
 from i2m2.data.multimodal_dataset import MultimodalDataset
+from i2m2.models.i2m2 import I2M2
+from i2m2.models.registry import create_fusion
+from i2m2.models.subsets import MAX_PER_SIZE
 from i2m2.runs.plots import accuracy_references
 from i2m2.runs.predictions import Predictions, predictions_path, save_predictions
+from i2m2.training.lightning_module import MethodModule
 from tests.helpers import analysis as handmade
 
 C = 3
@@ -114,7 +119,8 @@ def test_prior_correction_uses_the_saved_prior(tmp_path: Path):
     assert unsaved["c"].stat is None and "did not save its training prior" in unsaved["c"].note
 
 
-def test_null_token_expert_is_not_derived_for_several_modalities(tmp_path: Path):
+def test_null_token_expert_of_an_older_run_is_not_derived_for_several_modalities(tmp_path: Path):
+    """A run that saved single modalities only (before the per-subset predictions) cannot give a+b."""
     results = by_withheld(write_run(tmp_path / "run", null_token=True))
     assert results["a"].stat.per_seed == [0.75] and results["a"].note == "saved by the run"
     assert results["a+b"].stat is None and "null token" in results["a+b"].note
@@ -138,12 +144,16 @@ def test_reference_lines():
     assert accuracy_references(levels_by_group, ["x", "z"]) == {}  # one unknown: no lines at all
 
 
-def test_subset_sample_for_many_modalities():
+def test_every_subset_of_a_size_up_to_twenty_then_a_seeded_sample():
     assert len(withheld_subsets("abcd")) == 14  # every non-empty proper subset
     six = withheld_subsets("abcdef")
-    assert len(six) == 32 and six == withheld_subsets("abcdef")  # seeded
-    assert {s for s in six if len(s) in (1, 5)} == {s for s in withheld_subsets("abcdef") if len(s) in (1, 5)}
-    assert sum(len(s) in (1, 5) for s in six) == 12 and math.comb(6, 3) >= sum(len(s) == 3 for s in six)
+    assert len(six) == 62  # 6 + 15 + 20 + 15 + 6: every subset of every size
+    assert [s for s in six if len(s) == 2] == list(combinations("abcdef", 2))  # all 15 pairs
+    seven = withheld_subsets("abcdefg")
+    sizes = [sum(len(s) == k for s in seven) for k in range(1, 7)]
+    assert sizes == [7, MAX_PER_SIZE, MAX_PER_SIZE, MAX_PER_SIZE, MAX_PER_SIZE, 7]
+    assert math.comb(7, 2) > MAX_PER_SIZE and seven == withheld_subsets("abcdefg")  # sampled, seeded
+    assert len(set(seven)) == len(seven)
 
 
 def test_floating_inputs_cast_to_float32():
@@ -175,3 +185,56 @@ def test_missing_modality(tmp_path: Path):
     assert ("intra", "a") in pairs
     # inter reads both modalities: withholding one leaves no expert, said instead of a number
     assert pairs[("inter", "a")].stat is None and "no expert left" in pairs[("inter", "a")].note
+
+
+SIX = tuple(f"v{i}" for i in range(6))
+
+
+@pytest.mark.parametrize("fusion", ["null-token", "null-token-product"])
+def test_null_token_rows_for_every_pair_of_six_views(tmp_path: Path, fusion: str):
+    """The run asks the null-token expert again without every subset; the analysis reads every pair."""
+    torch.manual_seed(0)
+    n = 40
+    inputs = {m: torch.randn(n, 3) for m in SIX}
+    labels = torch.randint(C, (n,))
+    inter = create_fusion(fusion, dict.fromkeys(SIX, 3), C, hidden=8)
+    model = I2M2(experts={m: torch.nn.Linear(3, C) for m in SIX}, inter=inter, num_classes=C).eval()
+    module = MethodModule(model)
+    with torch.no_grad():
+        logits, masks = model.expert_logits(inputs)
+        log_probs = model(inputs)
+        out = module._predictions(logits, masks, labels, log_probs, inputs)
+        # each saved subset is the model asked with those views marked absent
+        absent = {m: torch.full((n,), m not in ("v1", "v4")) for m in SIX}
+        torch.testing.assert_close(out["withheld"]["v1+v4"], model(inputs, present=absent))
+    assert set(out["withheld"]) == {"+".join(s) for s in withheld_subsets(SIX)}
+
+    root = tmp_path / "run"
+    arrays = {k: v.numpy() for k, v in out["experts"].items()}
+    withheld = {k: v.numpy() for k, v in out["withheld"].items()}
+    save_predictions(
+        predictions_path(root, "", "i2m2", 0),
+        Predictions(labels.numpy(), log_probs.numpy(), arrays, withheld),
+    )
+    experts = {
+        name: {"modalities": list(e.modalities), "handles_missing": name == "inter"}
+        for name, e in model.named_experts().items()
+    }
+    acc = float((log_probs.argmax(1) == labels).float().mean())
+    row = {"method": "i2m2", "group": "", "metrics": {"acc": {"mean": acc, "std": 0.0, "per_seed": [acc]}}}
+    config = {"modalities": list(SIX), "seeds": [0], "experts": {"i2m2": experts}}
+    (root / "results.json").write_text(json.dumps({"experiment": "six", "rows": [row], "config": config}))
+
+    pairs = {r.name: r for r in missing_results(load_run(root)) if len(r.withheld) == 2}
+    assert len(pairs) == 15 > HEATMAP_ABOVE
+    assert {tuple(name.split("+")) for name in pairs} == set(combinations(SIX, 2))
+    for name, result in pairs.items():
+        expected = float((withheld[name].argmax(1) == labels.numpy()).mean())
+        assert result.stat is not None and result.note == "saved by the run", name
+        assert result.stat.per_seed == pytest.approx([expected], abs=1e-6)
+    written = {p.name for p in analyze_run(root)}
+    assert "missing_withheld2_heatmap.png" in written and "missing_withheld2.png" not in written
+    assert "missing_withheld1.png" in written  # six single views: bars
+    heatmap = root / "analysis" / "missing_withheld2_heatmap.png"
+    assert heatmap.read_bytes().startswith(b"\x89PNG")
+    assert "v1+v4" in (root / "analysis" / "missing.md").read_text()

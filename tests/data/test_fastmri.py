@@ -124,6 +124,89 @@ def test_test_time_noise_is_seeded_and_only_on_the_test_split(phantom: Path) -> 
     assert not torch.equal(noisy["phase"], clean_test.with_noise(5.0, seed=1)[0][0]["phase"])
 
 
+def test_test_time_noise_has_one_sigma_per_volume_whatever_each_slices_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three slices whose k-space power differs 100x: the noise added to each has the same std, the one the
+    # volume's mean power gives at the SNR (a scanner's thermal noise), not one that follows each slice.
+    from i2m2.data import fastmri_volume
+    from i2m2.data.kspace import kspace_noise_std
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3, 64, 48)) + 1j * rng.normal(size=(3, 64, 48))
+    kspace = (base * np.array([0.1, 1.0, 10.0])[:, None, None]).astype(np.complex64)
+    root = _volumes_folder(tmp_path, {f"file{i}": kspace for i in range(3)})
+    added: list[float] = []
+    real_add = fastmri_volume.add_kspace_noise
+
+    def spy(k: np.ndarray, snr_db: float, rng: np.random.Generator, power: float | None = None) -> np.ndarray:
+        noisy = real_add(k, snr_db, rng, power)
+        added.append(float((noisy.astype(np.complex128) - k).real.std()))
+        return noisy
+
+    monkeypatch.setattr(fastmri_volume, "add_kspace_noise", spy)
+    _, _, test = load_fastmri(root, seed=0, crop=16, max_width=48, snr_db=10.0, modalities=("phase",))
+    for i in range(3):
+        test[i]
+    volume_sigma = kspace_noise_std(kspace, 10.0)  # over the whole volume
+    assert fastmri_volume.volume_kspace_power(test.volumes[0].path) == pytest.approx(
+        np.mean(np.abs(kspace.astype(np.complex128)) ** 2), rel=1e-6
+    )
+    np.testing.assert_allclose(added, volume_sigma, rtol=0.03)  # 3072 samples per slice: ~1.3% error
+    per_slice = [kspace_noise_std(k, 10.0) for k in kspace]
+    assert per_slice[2] / per_slice[0] == pytest.approx(100, rel=0.05)  # what a per-slice sigma would give
+
+
+def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov distance: the largest gap between the empirical CDFs."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(cdf_a - cdf_b).max())
+
+
+def _coordinates(points: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "y": points[:, 0],
+        "x": points[:, 1],
+        "radius": np.hypot(points[:, 0], points[:, 1]),
+        "angle": np.arctan2(points[:, 0], points[:, 1]),
+    }
+
+
+def test_the_acl_phase_dip_sits_alike_with_and_without_the_finding() -> None:
+    # With the finding the dip is at the ligament; without it, at the second point _acl_geometry draws. Each
+    # modality alone sees one point, so the two must be distributed identically: a two-sample KS test over
+    # 20,000 + 20,000 volumes (independent halves, fixed seed) finds no difference at the 0.1% level
+    # (critical distance 1.95 * sqrt(2 / 20,000) = 0.0195) in y, x, radius or angle. The old design (the
+    # dip drawn anywhere in the disc, rejected within 0.15 * size of the ligament; radius KS distance about
+    # 0.05) is told apart by the same test.
+    from i2m2.data.fastmri_phantom import ACL_SEPARATION, _acl_geometry, _place
+
+    size, n = 64, 20_000
+    rng = np.random.default_rng(0)
+    draws = [_acl_geometry(rng, size) for _ in range(2 * n)]
+    with_acl = np.array([ligament for ligament, _ in draws[:n]])
+    without = np.array([away for _, away in draws[n:]])
+    critical = 1.95 * np.sqrt(2 / n)
+    for name, a in _coordinates(with_acl).items():
+        distance = _ks_statistic(a, _coordinates(without)[name])
+        assert distance < critical, f"dip {name}: KS distance {distance:.3f} >= {critical:.3f}"
+    pairs = np.array([np.subtract(*pair) for pair in draws])
+    assert np.hypot(pairs[:, 0], pairs[:, 1]).min() >= ACL_SEPARATION * size - 1e-9  # off means off
+
+    def old_away(ligament: np.ndarray) -> np.ndarray:
+        while True:
+            point = _place(rng, size)
+            if np.linalg.norm(point - ligament) > size * 0.15:
+                return point
+
+    old_with = np.array([_place(rng, size) for _ in range(n)])
+    old_without = np.array([old_away(_place(rng, size)) for _ in range(n)])
+    old = _ks_statistic(_coordinates(old_with)["radius"], _coordinates(old_without)["radius"])
+    assert old > 2 * critical, f"the test should see the old design's bias (KS {old:.3f})"
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 
@@ -150,10 +233,16 @@ GOOD = np.ones((2, 16, 12), np.complex64)
         (np.ones((2, 16, 20), np.complex64), "k-space width 20 exceeds the maximum 16", {}),
         (
             np.ones((2, 16, 10), np.complex64),
-            "crop 11 is larger than the image 16x10",
+            r"crop 11 is larger than the image: the k-space is 16x10 \(readout x phase encoding\), "
+            "an image of 16x10; the crop can be at most 10",
             {"crop": 11, "zero_fill": False},
         ),
-        (np.ones((2, 12, 10), np.complex64), "crop 14 is larger than the image 12x16", {"crop": 14}),
+        (
+            np.ones((2, 12, 10), np.complex64),
+            r"crop 14 is larger than the image: the k-space is 12x10 .*, an image of 12x16 once its width is "
+            "zero-filled to --max-width 16; the crop can be at most 12",
+            {"crop": 14},
+        ),
     ],
 )
 def test_bad_volumes_raise_one_data_error_naming_the_file(

@@ -4,6 +4,7 @@ objective's class weights from the training split, per-task products, CLI errors
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from i2m2.catalog import get_experiment
 from i2m2.cli.main import main
 from i2m2.data.fastmri import FASTMRI_FINDINGS, load_fastmri
-from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
+from i2m2.data.fastmri_phantom import phantom_max_width, phantom_run_command, write_phantom_dataset
 from i2m2.errors import DataError
 from i2m2.models.encoders import parameter_count
 from i2m2.models.methods import build_method
@@ -151,8 +152,35 @@ def test_the_cpu_preset_defaults_fit_the_default_phantom(tmp_path: Path) -> None
     root = write_phantom_dataset(tmp_path, volumes=3, slices=1)  # 64x64, the phantom's default size
     experiment = get_experiment("fastmri-knee", data_dir=root, preset="cpu")
     assert "cnn width 8, crop 64, cpu recipe" in experiment.description
-    with pytest.raises(DataError, match="crop 320 is larger"):  # the paper preset keeps the paper's crop
+    # The paper preset keeps the paper's crop: the error names the file's own sizes and the one command that
+    # fits the phantom.
+    with pytest.raises(DataError) as error:
         get_experiment("fastmri-knee", data_dir=root)
+    message = str(error.value)
+    assert re.search(r"crop 320 is larger than the image: the k-space is 128x(68|72|76) ", message), message
+    assert "an image of 128x400 once its width is zero-filled to --max-width 400" in message
+    assert message.endswith(
+        f"simulated phantom (64x64 images): train on it with '{phantom_run_command(root)}'"
+    )
+    assert phantom_run_command(root) == f"i2m2 run fastmri-knee --data-dir {root} --preset cpu"
+    small = write_phantom_dataset(tmp_path / "small", volumes=3, slices=1, size=32)
+    with pytest.raises(DataError, match=r"\(32x32 images\): .* --preset cpu --crop 32'$"):
+        get_experiment("fastmri-knee", data_dir=small)
+    assert "crop 32" in get_experiment("fastmri-knee", data_dir=small, preset="cpu", crop=32).description
+
+
+def test_the_phantoms_printed_hint_is_the_command_the_docs_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["data", "fastmri-phantom", "--out", str(tmp_path / "p"), "--volumes", "3", "--slices", "1"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    hint = phantom_run_command(tmp_path / "p")
+    assert f"'train with': '{hint}'" in printed
+    docs = (Path(__file__).parents[2] / "docs" / "fastmri.md").read_text()
+    assert f"{phantom_run_command('$P')} --seeds 3 --out $RUN" in docs
 
 
 def test_the_weighted_loss_and_the_product_are_per_finding(phantom: Path) -> None:

@@ -45,7 +45,8 @@ def test_features_route_on_npz_files(tmp_path, modalities, extra, capsys):
     rows = results["rows"]
     assert results["config"]["modalities"] == [f"view{i}" for i in range(modalities)]
     assert results["config"]["all_subsets"] == ("--all-subsets" in extra)
-    assert len(rows) == modalities + 3
+    assert len(rows) == modalities + 4  # logistic, each view, intra, inter, i2m2
+    assert rows[0]["method"] == "logistic" and accuracy(rows, "logistic") > 0.4  # chance is 1/3
     assert accuracy(rows, "i2m2") > max(accuracy(rows, f"unimodal:view{i}") for i in range(modalities)) + 0.05
     if "--all-subsets" in extra:  # one inter expert per subset of two or more views: 6 + 4 + 1
         predictions = np.load(out / "predictions" / "all__inter__seed0.npz")

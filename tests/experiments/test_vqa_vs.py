@@ -42,6 +42,13 @@ def test_vqa_vs_end_to_end_scores_every_ood_subset(towers: dict[str, Path], tmp_
         "inter",
         "i2m2",
     ]
+    # the verdicts resample each question's VQA score, saved with the predictions; they match the table
+    verdicts = results["verdicts"]
+    assert verdicts["metric"] == "vqa_score" and verdicts["comparisons"]
+    means = {r["method"]: r["metrics"]["vqa_score"]["mean"] for r in results["rows"]}
+    for c in verdicts["comparisons"]:
+        assert c["verdict"] is not None, c.get("note")
+        assert c["difference"] == pytest.approx(means[c["method"]] - means[c["against"]], abs=1e-5)
     splits, _ = read_vqa_vs(data, min_count=2)  # the run's default: raw strings, as the official scorer
     test = splits["test"]
     for row in results["rows"]:

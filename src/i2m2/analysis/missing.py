@@ -4,13 +4,18 @@ Withholding modalities leaves out of the product every expert that reads one of 
 I2M2 (and of intra and inter) with a subset ``S`` withheld follows from the saved per-expert
 log-probabilities (``expert__<name>``) alone: ``log_softmax(sum of the kept experts)``, and with the
 run's prior correction ``log_softmax(sum - (K' - 1) log p(y))`` for the K' kept experts, using the
-training prior the run saved (``config.log_priors``). Every subset is evaluated for M <= 5 modalities;
-above, each single modality, each "all but one" and a seeded sample of the rest.
+training prior the run saved (``config.log_priors``). Every subset of each size is evaluated when there
+are at most 20 of that size (all 62 of six modalities; all 15 pairs), else a seeded sample of 20
+(:func:`~i2m2.models.subsets.withheld_subsets`).
 
-Not everything can be derived: an expert that handles missing modalities itself (the null-token fusion)
-must be run again without ``S``; the run saves that only for single modalities (``withheld__<m>``), so
-larger subsets are reported as not derivable, with the reason. A product with no expert left is
-reported as such (it would predict the prior).
+An expert that handles missing modalities itself (the null-token fusions) gives ``p(y | x_S)`` for any
+subset directly, but only when asked again: the run does that for every one of those subsets and saves the
+method's prediction (``withheld__a+b``), which is used as is. A run made before it saved only single
+modalities: larger subsets are then reported as not derivable, with the reason. A product with no expert
+left is reported as such (it would predict the prior).
+
+Charts: per number withheld, bars per subset; with more than :data:`HEATMAP_ABOVE` subsets (the 15 pairs
+of six views), a heatmap of method x subset instead, every cell annotated.
 
 Each product is compared with the matching smaller model when the run has one: withholding all but
 ``m`` against ``unimodal:m``. Otherwise the table says which model would be needed. Tables and charts
@@ -20,10 +25,12 @@ read as a gain.
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from i2m2.analysis.artifacts import Artifact, SeedStat, csv_artifact, file_suffix, markdown_table, pm
@@ -31,12 +38,14 @@ from i2m2.analysis.groups import accuracy
 from i2m2.analysis.run_data import RunData
 from i2m2.models.i2m2 import INTER
 from i2m2.models.methods import UNIMODAL_PREFIX, method_base
-from i2m2.runs.plots import CHANCE, MAJORITY, error_bars, grouped_bars
+from i2m2.models.subsets import MAX_PER_SIZE, SAMPLE_SEED, withheld_subsets
+from i2m2.runs.plots import CHANCE, MAJORITY, error_bars, grouped_bars, wrap_title
 
 FULL = "all modalities"
-ALL_SUBSETS_UP_TO = 5  # modalities; above, a seeded sample of subsets
-MAX_SUBSETS = 32
-SAMPLE_SEED = 0
+HEATMAP_ABOVE = 8  # subsets of one size; more are drawn as a heatmap rather than bars
+REFERENCE = "matching unimodal model"
+
+__all__ = ["withheld_subsets"]  # re-exported: the analysis and the run enumerate the same subsets
 
 
 @dataclass
@@ -63,21 +72,6 @@ class WithheldResult:
     @property
     def name(self) -> str:
         return "+".join(self.withheld) if self.withheld else FULL
-
-
-def withheld_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    """Every non-empty proper subset (by size, then in order); for M > 5 each single modality, each
-    "all but one" and a sample (seed 0) of the others, :data:`MAX_SUBSETS` in all."""
-    m = len(modalities)
-    subsets = [s for k in range(1, m) for s in combinations(modalities, k)]
-    if m <= ALL_SUBSETS_UP_TO:
-        return subsets
-    must = [s for s in subsets if len(s) in (1, m - 1)]
-    rest = [s for s in subsets if len(s) not in (1, m - 1)]
-    rng = np.random.default_rng(SAMPLE_SEED)
-    picked = rng.choice(len(rest), size=min(len(rest), max(0, MAX_SUBSETS - len(must))), replace=False)
-    chosen = set(must) | {rest[i] for i in picked}
-    return [s for s in subsets if s in chosen]
 
 
 def expert_layout(run: RunData, method: str, names: Sequence[str]) -> dict[str, ExpertInfo] | None:
@@ -131,6 +125,8 @@ def _consistent(run: RunData, group: str, method: str, layout: dict[str, ExpertI
     unless an expert handles missing modalities itself, or the layout is not what its names say)."""
     for seed_index, p in enumerate(run.per_seed(group, method)):
         for modality, saved in p.withheld.items():
+            if modality not in run.modalities:
+                continue  # a subset withheld (``a+b``): saved only where an expert was asked again
             if any(e.handles_missing and modality in e.modalities for e in layout.values()):
                 continue  # that expert was asked again without the modality: nothing to compare with
             kept = [n for n, e in layout.items() if modality not in e.modalities and n in p.experts]
@@ -217,15 +213,16 @@ def _withheld_stat(
         ]
         if not kept and not partial:
             return None, "no expert left: every expert reads a withheld modality (the product is the prior)"
-    if len(withheld) == 1 and withheld[0] in saved:  # the run's own computation (asks null-token experts)
-        values = [accuracy(p.withheld[withheld[0]], p.labels) for p in per_seed]
+    if name in saved:  # the run's own computation (asks null-token experts again)
+        values = [accuracy(p.withheld[name], p.labels) for p in per_seed]
         return SeedStat(group, method, name, values), "saved by the run"
     if why_not or layout is None or isinstance(priors, str):
         return None, f"not derivable: {why_not}"
     if partial:
         return None, (
             f"not derivable: expert(s) {partial} handle missing modalities themselves (null token) and would "
-            f"have to be run again without {name}; the run saves that for single modalities only"
+            f"have to be run again without {name}; this run saved that for single modalities only (rerun "
+            "with this version of i2m2)"
         )
     values = [
         accuracy(product([p.experts[n] for n in kept], prior), p.labels)
@@ -281,7 +278,8 @@ def _markdown(
             f"- {where}chance (1/C) {100 * chance:.1f}%, "
             f"majority class of the test labels {100 * majority:.1f}%"
         )
-    sampled = len(run.modalities) > ALL_SUBSETS_UP_TO
+    count = len(run.modalities)
+    sampled = any(math.comb(count, k) > MAX_PER_SIZE for k in range(1, count))
     md = (
         f"# {run.experiment}: test accuracy (%) with modalities withheld, mean ± std over "
         f"{len(run.seeds)} seed(s)\n\n"
@@ -291,8 +289,8 @@ def _markdown(
         + ". The matching smaller model is the model trained on the kept modalities alone, when the run "
         "has it.\n"
         + (
-            f"\nWith {len(run.modalities)} modalities: each single modality, each all-but-one and a sample "
-            f"(seed {SAMPLE_SEED}) of the other subsets, {MAX_SUBSETS} at most.\n"
+            f"\nWith {len(run.modalities)} modalities: every subset of a size with at most {MAX_PER_SIZE} "
+            f"subsets, a seeded sample (seed {SAMPLE_SEED}) of {MAX_PER_SIZE} of a larger one.\n"
             if sampled
             else ""
         )
@@ -328,7 +326,8 @@ def _charts(
     run: RunData, results: list[WithheldResult], group_levels: dict[str, tuple[float, float]]
 ) -> list[Artifact]:
     """Per group and number of modalities withheld: bars per subset, one series per product row and one
-    for the matching unimodal model, with chance and majority lines."""
+    for the matching unimodal model, with chance and majority lines; with more than
+    :data:`HEATMAP_ABOVE` subsets, a heatmap (``..._withheld<k>_heatmap.png``) instead."""
     charts = []
     sizes = sorted({len(r.withheld) for r in results if r.withheld and r.stat})
     for group, (chance, majority) in group_levels.items():
@@ -348,13 +347,26 @@ def _charts(
                 )
             refs = [next((r.reference for r in mine if r.name == n and r.reference), None) for n in names]
             if any(refs):
-                series["matching unimodal model"] = (
+                series[REFERENCE] = (
                     [100 * r.mean if r else np.nan for r in refs],
                     [100 * r.std if r else 0.0 for r in refs],
                 )
             kept = {r.name: "+".join(r.kept) for r in mine}
-            categories = [f"without {n}\n(keeps {kept[n]})" for n in names]
             where = f" ({group})" if group else ""
+            suffix = file_suffix(len(run.groups), group)
+            if len(names) > HEATMAP_ABOVE:
+                title = (
+                    f"{run.experiment}{where}: test accuracy (%), each of the {len(names)} subsets of {k} "
+                    f"of {len(run.modalities)} modalities withheld at test time; {run.source()}; "
+                    f"chance {100 * chance:.1f}% (where the colour scale starts), majority class "
+                    f"{100 * majority:.1f}%; "
+                    + (f"cells: mean ± std over {len(run.seeds)} seeds; " if len(run.seeds) > 1 else "")
+                    + "n/a where not derivable (see missing.md)"
+                )
+                png = _heatmap(names, series, title, chance)
+                charts.append(Artifact(f"missing{suffix}_withheld{k}_heatmap.png", png))
+                continue
+            categories = [f"without {n}\n(keeps {kept[n]})" for n in names]
             title = (
                 f"{run.experiment}{where}: test accuracy with {k} of {len(run.modalities)} modalities "
                 f"withheld at test time; {run.source()}; bars absent where not derivable (see missing.md)"
@@ -362,6 +374,39 @@ def _charts(
             references = {CHANCE: [100 * chance] * len(names), MAJORITY: [100 * majority] * len(names)}
             ylabel = f"test accuracy (%)\n{error_bars(len(run.seeds))}"
             png = grouped_bars(categories, series, ylabel, title, references=references, zoom=True)
-            suffix = file_suffix(len(run.groups), group)
             charts.append(Artifact(f"missing{suffix}_withheld{k}.png", png))
     return charts
+
+
+def _heatmap(
+    names: list[str], series: dict[str, tuple[list[float], list[float]]], title: str, chance: float
+) -> bytes:
+    """PNG: one row per product row (and the matching unimodal model), one column per withheld subset;
+    colour and text the mean accuracy (± std over seeds when there are several), blank where not derivable;
+    the colour scale starts at chance, so a cell at chance reads as no signal."""
+    rows = list(series)
+    grid = np.array([series[r][0] for r in rows], dtype=float)
+    spread = np.array([series[r][1] for r in rows], dtype=float)
+    low = 100 * chance
+    high = max(low + 1.0, float(np.nanmax(grid)) if np.isfinite(grid).any() else low + 1.0)
+    fig_width = max(7.0, 0.75 * len(names) + 3.5)
+    fig, ax = plt.subplots(figsize=(fig_width, 0.6 * len(rows) + 2.6), layout="constrained")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=low, vmax=high, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(names)):
+            if not np.isfinite(grid[i, j]):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize="x-small", color="gray")
+                continue
+            text = f"{grid[i, j]:.1f}" + (f"\n±{spread[i, j]:.1f}" if spread[i, j] > 0 else "")
+            dark = grid[i, j] < low + 0.6 * (high - low)
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize="x-small", color="white" if dark else "black"
+            )
+    ax.set_xticks(range(len(names)), [f"without {n}" for n in names], rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    ax.set_title(wrap_title(title, fig_width), fontsize="medium")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -85,19 +85,15 @@ def fastmri_phantom(
         out: output folder, new or empty (a build replaces no files).
         volumes: knee volumes (70/15/15 split by volume).
         slices: slices per volume.
-        size: image side after cropping (k-space is 2*size x size+4..12); pass --crop SIZE to the run.
+        size: image side after cropping (k-space is 2*size x size+4..12); a size other than 64 needs
+            --crop SIZE besides the run's --preset cpu (the printed command says so).
         seed: seed of the phantoms, findings and noise.
         noise_std: acquisition noise per real/imaginary channel (tissue magnitude ~0.6).
     """
-    from i2m2.data.fastmri_phantom import phantom_max_width, write_phantom_dataset
+    from i2m2.data.fastmri_phantom import phantom_run_command, write_phantom_dataset
 
     write_phantom_dataset(out, volumes=volumes, slices=slices, size=size, seed=seed, noise_std=noise_std)
-    return {
-        "volumes": volumes,
-        "slices": slices,
-        "size": size,
-        "run with": f"--crop {size} --max-width {phantom_max_width(size)}",
-    }
+    return {"volumes": volumes, "slices": slices, "size": size, "train with": phantom_run_command(out, size)}
 
 
 DATASETS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {

@@ -1,4 +1,4 @@
-"""``i2m2 fit/validate/test/predict``: Lightning's own CLI over one method of any experiment.
+"""``i2m2 fit/validate/test/predict-batches``: Lightning's own CLI over one method of any experiment.
 
 ``--experiment REF --method M --group G --data_dir DIR`` is shorthand for choosing
 :class:`~i2m2.cli.experiment_modules.ExperimentMethodModule` and
@@ -26,8 +26,10 @@ COMMANDS = {
     "fit": "train one method of an experiment (LightningCLI; --experiment, --method, YAML configs)",
     "validate": "evaluate a checkpoint on the validation split (LightningCLI)",
     "test": "evaluate a checkpoint on the test split (LightningCLI)",
-    "predict": "predict with a checkpoint (LightningCLI)",
+    "predict-batches": "LightningCLI's predict over a data module's batches ('i2m2 predict': new files)",
 }
+# The i2m2 command -> LightningCLI's subcommand ('i2m2 predict' predicts new files with a run's job).
+SUBCOMMANDS = {"predict-batches": "predict"}
 SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")  # Lightning's names, not files
 MODEL = "i2m2.cli.experiment_modules.ExperimentMethodModule"
 DATA = "i2m2.cli.experiment_modules.ExperimentDataModule"

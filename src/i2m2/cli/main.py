@@ -10,6 +10,7 @@ from jsonargparse import ArgumentParser
 
 from i2m2.cli.errors import report
 from i2m2.cli.lightning import COMMANDS as LIGHTNING_COMMANDS
+from i2m2.cli.lightning import SUBCOMMANDS as LIGHTNING_SUBCOMMANDS
 from i2m2.errors import UserError
 
 
@@ -74,10 +75,34 @@ def run(argv: list[str]) -> int:
     return run_command(argv)
 
 
+def tune(argv: list[str]) -> int:
+    from i2m2.cli.tune import tune_command
+
+    return tune_command(argv)
+
+
 def demo(argv: list[str]) -> int:
     from i2m2.cli.run import run_command
 
     return run_command(argv, prog="i2m2 demo", demo=True)
+
+
+def predict(argv: list[str]) -> int:
+    from i2m2.cli.predict import predict_command
+
+    return predict_command(argv)
+
+
+def export(argv: list[str]) -> int:
+    from i2m2.cli.export import export_command
+
+    return export_command(argv)
+
+
+def serve(argv: list[str]) -> int:
+    from i2m2.cli.serve import serve_command
+
+    return serve_command(argv)
 
 
 def lightning(command: str) -> Callable[[list[str]], int]:
@@ -92,17 +117,25 @@ def lightning(command: str) -> Callable[[list[str]], int]:
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (run, "run a whole comparison: stage 1, stage 2, every method and seed"),
+    "tune": (tune, "tune every method with the same budget on validation; write a recipe for 'i2m2 run'"),
     "demo": (demo, "the synthetic three-regime comparison (about 30 s on 2 CPU cores)"),
     "experiments": (experiments_command, "list the experiments 'i2m2 run' knows"),
     "data": (data_command, "build datasets from raw public sources, or simulated stand-ins"),
     "analyze": (analyze_command, "entropy, rescue rate, per-group and missing-modality analyses of a run"),
-    **{name: (lightning(name), text) for name, text in LIGHTNING_COMMANDS.items()},
+    "predict": (predict, "predict new examples with a trained job (any modality may be missing)"),
+    "export": (export, "export a trained job as ONNX or TorchScript, preprocessing and masks inside"),
+    "serve": (serve, "serve a trained job over HTTP (LitServe; batched)"),
+    **{
+        name: (lightning(LIGHTNING_SUBCOMMANDS.get(name, name)), text)
+        for name, text in LIGHTNING_COMMANDS.items()
+    },
 }
 
 
 def usage() -> str:
     lines = ["usage: i2m2 COMMAND [options]   (i2m2 COMMAND --help for its options)", "", "commands:"]
-    lines += [f"  {name:12s} {text}" for name, (_, text) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:{width}s}  {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -145,7 +145,14 @@ def load_easy_vqa(
             dataset = dataset.subset(torch.randperm(len(dataset), generator=generator)[:limit].sort().values)
         data[split] = dataset
     train, val = _split_by_image(data["train"], val_fraction, generator)
-    return DataSplits(train, val, data["test"], NUM_CLASSES)
+    unsupported = (
+        "easy-vqa: raw images and questions are not supported by i2m2 predict/export/serve yet (the image "
+        "decoding and question vocabulary are not saved with the run); feed model-ready tensors to "
+        "predictor.graph"
+    )
+    return DataSplits(
+        train, val, data["test"], NUM_CLASSES, preprocessing={"classes": answers, "unsupported": unsupported}
+    )
 
 
 def answer_groups(answers: Sequence[str]) -> list[int]:

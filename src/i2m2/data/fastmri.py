@@ -105,6 +105,8 @@ class FastMRISlices(Dataset[tuple[dict[str, Tensor], Tensor]]):
     def _cached(self, volume: Volume) -> np.ndarray:
         assert self.cache_dir is not None
         settings = {**self.prep.settings(), "modalities": list(self.modalities)}
+        if self.prep.snr_db is not None:  # keys apart caches written when noise followed each slice's power
+            settings["noise_sigma"] = "per volume"
         path = cache_path(self.cache_dir, volume.path, settings)
         every_slice = range(volume.num_slices)
         return cached_volume(path, lambda: read_slices(volume, every_slice, self.prep, self.modalities))

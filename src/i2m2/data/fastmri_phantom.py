@@ -25,12 +25,15 @@ validation and test hold positives and negatives of every finding:
 * ``Cartilage - Partial Thickness loss/defect`` (cartilage): a local susceptibility-like phase bump
   of +2 rad (Gaussian, sigma 4.5 px); the magnitude is unchanged.
 * ``Ligament - ACL Low Grade sprain`` (ACL): *every* slice has a bright ligament line in the magnitude
-  and a -1.5 rad phase dip; the finding is present iff the dip lies on the ligament. Each alone has the
-  same distribution with and without the finding, so only the two modalities together reveal it.
+  and a -1.5 rad phase dip; the finding is present iff the dip lies on the ligament. The ligament's and
+  the dip's positions are each distributed identically with and without the finding (:func:`_acl_geometry`),
+  so only the two modalities together reveal it.
 * ``Joint Effusion `` (other, trailing space as in fastMRI+): a bright fluid pocket in the magnitude.
 
 Physics side effects remain, as in real scans: the phase is noisier where the magnitude is dark (pure
-noise outside the knee), so the phase image carries a faint trace of the magnitude's structure.
+noise outside the knee), so the phase image carries a faint trace of the magnitude's structure, the
+bright ligament included (its phase noise is half the tissue's); and zero-filling the k-space width
+interpolates the complex image, so a steep phase change leaves a faint trace in the magnitude.
 """
 
 from __future__ import annotations
@@ -62,6 +65,25 @@ CARTILAGE_RAD, CARTILAGE_SIGMA = 2.0, 4.5  # the phase-only finding: peak shift 
 def phantom_max_width(size: int) -> int:
     """The widest phantom k-space for ``size``: pass it as ``max_width`` to the loader."""
     return size + 16
+
+
+def phantom_run_command(data_dir: Path | str, size: int = PHANTOM_SIZE) -> str:
+    """The one command that trains on a phantom of image side ``size``: the cpu preset, which defaults the
+    crop to 64 and the zero-fill width to ``phantom_max_width(crop)``; another size adds its ``--crop``."""
+    crop = "" if size == PHANTOM_SIZE else f" --crop {size}"
+    return f"i2m2 run fastmri-knee --data-dir {data_dir} --preset cpu{crop}"
+
+
+def phantom_size(data_dir: Path | str) -> int | None:
+    """The image side of the phantom under ``data_dir`` (its RSS images' side), None if none is found."""
+    for path in sorted(Path(data_dir).rglob("*.h5"))[:1]:
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("simulated") == SIMULATED and "reconstruction_rss" in f:
+                    return int(f["reconstruction_rss"].shape[-1])
+        except OSError:
+            return None
+    return None
 
 
 @dataclass
@@ -134,8 +156,7 @@ def _write_volume(
     width = size + 4 * int(rng.integers(1, 4))
     yy, xx = np.mgrid[-size:size, -(width // 2) : width - width // 2].astype(np.float64)
     findings = {k: _draw_finding(rng, slices, size, k in present) for k in PREVALENCE}
-    ligament = _place(rng, size)
-    dip_away = _place_away(rng, size, ligament)  # where the phase dip sits in slices without ACL
+    ligament, dip_away = _acl_geometry(rng, size)  # dip_away: the phase dip in slices without ACL
     anatomy = rng.uniform(0.9, 1.1, size=4)
     phase_coeffs = rng.uniform([-0.3, -0.6, -0.6, -0.4], [0.3, 0.6, 0.6, 0.4])
     kspace = np.empty((slices, 2 * size, width), dtype=np.complex64)
@@ -219,11 +240,34 @@ def _place(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.array([radius * np.sin(angle), radius * np.cos(angle)])
 
 
-def _place_away(rng: np.random.Generator, size: int, other: np.ndarray) -> np.ndarray:
-    while True:
-        point = _place(rng, size)
-        if np.linalg.norm(point - other) > size * 0.15:
-            return point
+# The ligament and the phase dip lie on an annulus around the image centre (uniform over its area); see
+# _acl_geometry. The inner radius and the least separation keep a dip that is not on the ligament clear
+# of it (the line's half-length is 0.16 * size, the dip's width 3 px).
+ACL_RADII = (0.12, 0.28)  # fraction of the image side
+ACL_SEPARATION = 0.22  # least distance between ligament centre and a dip off it, fraction of the side
+
+
+def _acl_geometry(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ligament's centre and where the phase dip sits in slices without the ACL finding.
+
+    Each alone must not tell whether a slice shows the finding: in a slice with it the dip is at the
+    ligament, so the dip off the ligament must have the ligament's own distribution. Both share a radius
+    (uniform over the annulus's area) and their angles differ by ``delta``, uniform on an arc that keeps
+    them ``ACL_SEPARATION`` apart: for a uniform ligament angle, ``angle + delta`` is uniform too, so the
+    two points have the same distribution, and the dip's position is distributed identically with and
+    without the finding. (Drawing the dip anywhere and rejecting it near the ligament, as before, pushed
+    it towards the rim: a dip near the centre meant ACL, and phase alone reached about 0.63 AUROC.)
+    """
+    inner, outer = ACL_RADII
+    radius = size * np.sqrt(rng.uniform(inner**2, outer**2))
+    least = 2 * np.arcsin(min(1.0, ACL_SEPARATION / (2 * inner)))  # chord >= separation at every radius
+    angle = rng.uniform(0, 2 * np.pi)
+    away = angle + rng.uniform(least, 2 * np.pi - least)
+    return _polar(radius, angle), _polar(radius, away)
+
+
+def _polar(radius: float, angle: float) -> np.ndarray:
+    return np.array([radius * np.sin(angle), radius * np.cos(angle)])
 
 
 def _anatomy(yy: np.ndarray, xx: np.ndarray, scale: float, jitter: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ Test-time noise enters the k-space only, so ``rss`` (stored as an image) stays c
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +40,8 @@ class Preprocessing:
         max_width: the widest k-space accepted; wider volumes are a data error (the authors keep <= 400).
         zero_fill: zero-pad every k-space to ``max_width`` before the FFT (the authors' choice), so all
             images share one grid; if False the image keeps the volume's own width.
-        snr_db: test-time complex Gaussian k-space noise at this SNR (None: no noise).
+        snr_db: test-time complex Gaussian k-space noise at this SNR (None: no noise), relative to the
+            volume's mean k-space power: one noise level per volume (:func:`volume_kspace_power`).
         noise_seed: seeds the noise; each slice draws from ``(noise_seed, crc32(volume name), slice)``,
             so the noise does not depend on the order slices are read in or on the worker reading them.
     """
@@ -86,12 +88,24 @@ def open_volume(path: Path, prep: Preprocessing, modalities: Sequence[str] = MOD
                 raise DataError(f"{path}: k-space width {width} exceeds the maximum {prep.max_width}")
             image_width = prep.max_width if prep.zero_fill else width
             if prep.crop > min(height, image_width):
-                raise DataError(f"{path}: crop {prep.crop} is larger than the image {height}x{image_width}")
+                raise DataError(f"{path}: {_crop_too_large(prep, height, width)}")
             if "rss" in modalities:
                 _check_rss(path, f, slices, prep.crop)
     except OSError as err:
         raise DataError(f"{path}: cannot read as HDF5 ({err})") from err
     return Volume(Path(path), Path(path).stem, slices)
+
+
+def _crop_too_large(prep: Preprocessing, height: int, width: int) -> str:
+    """Why the crop does not fit, in the file's own sizes: its k-space, and the image it gives."""
+    image_width = prep.max_width if prep.zero_fill else width
+    image = f"an image of {height}x{image_width}"
+    if prep.zero_fill and image_width != width:
+        image += f" once its width is zero-filled to --max-width {prep.max_width}"
+    return (
+        f"crop {prep.crop} is larger than the image: the k-space is {height}x{width} (readout x phase "
+        f"encoding), {image}; the crop can be at most {min(height, image_width)}"
+    )
 
 
 def _check_rss(path: Path, f: h5py.File, slices: int, crop: int) -> None:
@@ -116,7 +130,8 @@ def read_slices(
                 kspace = np.asarray(f["kspace"][index])
                 if prep.snr_db is not None:
                     seed = [prep.noise_seed, zlib.crc32(volume.name.encode()), int(index)]
-                    kspace = add_kspace_noise(kspace, prep.snr_db, np.random.default_rng(seed))
+                    rng = np.random.default_rng(seed)
+                    kspace = add_kspace_noise(kspace, prep.snr_db, rng, volume_kspace_power(volume.path))
                 zero_fill = prep.max_width if prep.zero_fill else None
                 images["magnitude"], images["phase"] = slice_modalities(kspace, prep.crop, zero_fill)
             if "rss" in modalities:
@@ -124,3 +139,26 @@ def read_slices(
             for channel, modality in enumerate(modalities):
                 out[row, channel] = images[modality]
     return out
+
+
+def volume_kspace_power(path: Path) -> float:
+    """``mean |k|^2`` over every slice of a volume's k-space: the signal power test-time noise is set from.
+
+    A scanner's thermal noise is one level for the whole acquisition, so the noise sigma is the volume's,
+    not each slice's (a per-slice sigma would follow each slice's signal). Read once per file and process
+    (keyed by path, size and modification time), one slice at a time.
+    """
+    stat = Path(path).stat()
+    return _volume_kspace_power(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _volume_kspace_power(path: str, size: int, mtime_ns: int) -> float:
+    total, count = 0.0, 0
+    with h5py.File(path, "r") as f:
+        kspace = f["kspace"]
+        for index in range(kspace.shape[0]):
+            data = np.asarray(kspace[index])
+            total += float(np.sum(np.abs(data.astype(np.complex128)) ** 2))
+            count += data.size
+    return total / max(count, 1)

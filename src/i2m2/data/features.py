@@ -20,6 +20,7 @@ from any backbone fit here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -170,4 +171,21 @@ def load_features(data_dir: Path, seed: int, num_classes: int) -> DataSplits:
     else:
         train, val = split_by_fraction(train, VAL_FRACTION, seed=seed)
     test = dataset(read_npz(data_dir / "test.npz"), data_dir / "test.npz")
-    return DataSplits(train, val, test, num_classes)
+    return DataSplits(
+        train, val, test, num_classes, preprocessing=feature_preprocessing(train_arrays, standardize)
+    )
+
+
+def feature_preprocessing(
+    arrays: dict[str, np.ndarray], standardize: dict[str, Standardizer]
+) -> dict[str, Any]:
+    """The raw shapes and training statistics of each modality, as plain values saved with each job."""
+    inputs = {
+        m: {
+            "shape": list(arrays[m].shape[1:]),
+            "dtype": "float32",
+            "standardize": {"scale": s.scale.tolist(), "mean": s.mean.tolist(), "std": s.std.tolist()},
+        }
+        for m, s in standardize.items()
+    }
+    return {"inputs": inputs}

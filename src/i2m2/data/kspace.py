@@ -3,7 +3,8 @@
 The steps, and why:
 
 1. Test-time noise (optional, :func:`add_kspace_noise`): complex Gaussian noise added to the acquired
-   k-space, the physics of a low-field scanner (Rician noise in the magnitude; paper Appendix C).
+   k-space, the physics of a low-field scanner (Rician noise in the magnitude; paper Appendix C). Its
+   level is set once per volume, from the volume's mean k-space power, as a scanner's thermal noise is.
 2. Zero-fill the width (optional): the fastMRI k-space width W varies between volumes (the authors keep
    W <= 400 and zero-pad the k-space to 400), so every slice gives an image on the same grid.
 3. Centered orthonormal 2-D inverse FFT (:func:`centered_ifft2`): ``fftshift(ifft2(ifftshift(k)))``
@@ -65,21 +66,31 @@ def scale_magnitude(magnitude: np.ndarray, quantile: float = MAGNITUDE_QUANTILE)
     return (magnitude / max(scale, _EPS)).astype(np.float32)
 
 
-def kspace_noise_std(kspace: np.ndarray, snr_db: float) -> float:
-    """Per-channel noise std giving ``snr_db`` over this k-space.
+def kspace_noise_std(kspace: np.ndarray, snr_db: float, power: float | None = None) -> float:
+    """Per-channel noise std giving ``snr_db`` over a k-space of mean power ``power``.
 
     SNR is defined over k-space as signal power / noise power, in decibels:
-    ``SNR_dB = 10 log10(mean |k|^2 / E|n|^2)``, the mean taken over all acquired samples of the slice.
-    Complex noise with std ``sigma`` in the real and in the imaginary channel has ``E|n|^2 = 2 sigma^2``,
-    so ``sigma = sqrt(mean |k|^2 / (2 * 10^(SNR_dB / 10)))``.
+    ``SNR_dB = 10 log10(mean |k|^2 / E|n|^2)``. Complex noise with std ``sigma`` in the real and in the
+    imaginary channel has ``E|n|^2 = 2 sigma^2``, so ``sigma = sqrt(mean |k|^2 / (2 * 10^(SNR_dB / 10)))``.
+    ``power`` is ``mean |k|^2``; by default that of ``kspace`` itself. A scanner's thermal noise does not
+    follow each slice's signal, so the loader passes the whole volume's (:func:`kspace_power`): one sigma
+    per volume.
     """
-    power = float(np.mean(np.abs(kspace) ** 2))
+    power = kspace_power(kspace) if power is None else power
     return float(np.sqrt(power / (2.0 * 10.0 ** (snr_db / 10.0))))
 
 
-def add_kspace_noise(kspace: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """``kspace`` plus complex Gaussian noise at ``snr_db`` (see :func:`kspace_noise_std`), from ``rng``."""
-    sigma = kspace_noise_std(kspace, snr_db)
+def kspace_power(kspace: np.ndarray) -> float:
+    """``mean |k|^2`` over every sample of ``kspace`` (a slice, or a whole volume)."""
+    return float(np.mean(np.abs(kspace) ** 2))
+
+
+def add_kspace_noise(
+    kspace: np.ndarray, snr_db: float, rng: np.random.Generator, power: float | None = None
+) -> np.ndarray:
+    """``kspace`` plus complex Gaussian noise at ``snr_db`` relative to ``power`` (default: that of
+    ``kspace``; see :func:`kspace_noise_std`), drawn from ``rng``."""
+    sigma = kspace_noise_std(kspace, snr_db, power)
     noise = rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape)
     return (kspace + sigma * noise).astype(kspace.dtype)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -82,6 +83,9 @@ class DataSplits:
     val: MultimodalDataset
     test: MultimodalDataset
     num_classes: int
+    # What turns a raw example into these tensors (standardization statistics, class names), in plain
+    # values: saved with each job so a trained model can read new raw data (i2m2.inference.preprocessing).
+    preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Every label in range and every in-memory value finite, checked once here, so no training step

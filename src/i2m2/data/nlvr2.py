@@ -143,7 +143,14 @@ def load_nlvr2(
             )
             for name, s in splits.items()
         }
-    return DataSplits(data["train"], data["val"], data["test"], NUM_CLASSES)
+    unsupported = (
+        "nlvr2: raw image pairs and statements are not supported by i2m2 predict/export/serve yet (the image "
+        "transform, tokenizer and backbone features are not saved with the run); feed model-ready tensors "
+        "to predictor.graph"
+    )
+    return DataSplits(
+        data["train"], data["val"], data["test"], NUM_CLASSES, preprocessing={"unsupported": unsupported}
+    )
 
 
 def _feature_dataset(

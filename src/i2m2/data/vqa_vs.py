@@ -233,7 +233,13 @@ def load_vqa_vs(
         tokenize = text.tokenize if text is not None else _word_ids(splits["train"].questions)
         transform = vision.image_transform if vision is not None else resize_to_tensor(image_size)
         data = {name: _image_dataset(root, s, transform, tokenize) for name, s in splits.items()}
-    return DataSplits(data["train"], data["val"], data["test"], len(answers)), answers
+    unsupported = (
+        "vqa-vs: raw images and questions are not supported by i2m2 predict/export/serve yet (the image "
+        "transform, tokenizer and backbone features are not saved with the run); feed model-ready tensors "
+        "to predictor.graph"
+    )
+    preprocessing = {"classes": answers, "unsupported": unsupported}
+    return DataSplits(data["train"], data["val"], data["test"], len(answers), preprocessing), answers
 
 
 def _image_dataset(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -35,9 +35,9 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from i2m2.catalog import register_experiment
 from i2m2.data.fastmri import FASTMRI_FINDINGS, FastMRISlices, load_fastmri
-from i2m2.data.fastmri_phantom import PHANTOM_SIZE, phantom_max_width
+from i2m2.data.fastmri_phantom import PHANTOM_SIZE, phantom_max_width, phantom_run_command, phantom_size
 from i2m2.data.stand_in import is_simulated
-from i2m2.errors import UserError
+from i2m2.errors import DataError, UserError
 from i2m2.experiment import Experiment, Recipe, StageChanges, StageConfig
 from i2m2.models.encoders import PreActResNet18, SmallCNN, wide_resnet_20_3
 from i2m2.models.expert import Expert
@@ -130,6 +130,12 @@ class FastMRISplits:
     val: Dataset[tuple[dict[str, Tensor], Tensor]]
     test: Dataset[tuple[dict[str, Tensor], Tensor]]
     num_classes: int = 2
+    # Raw k-space needs the crop and transforms of i2m2.data.kspace, not saved with the run yet.
+    preprocessing: ClassVar[dict[str, str]] = {
+        "unsupported": "fastmri-knee: raw k-space files are not supported by i2m2 predict/export/serve yet "
+        "(the crop and k-space transforms are not saved with the run); feed model-ready tensors to "
+        "predictor.graph"
+    }
 
     def load(self, group: str, folder: Path | None, seed: int) -> FastMRISplits:
         """``load_data``: the split is fixed by ``split_seed``; the run seed sets weights and batch order."""
@@ -265,9 +271,24 @@ def fastmri_knee(
     experts, crop, max_width = preset_defaults(preset, architecture, width, crop, max_width)
     noise = ScoringNoise.checked(test_snr_db, noise_sweep_db)
     modalities = ("rss",) if rss_baseline else KSPACE_MODALITIES
-    train, val, test = load_fastmri(
-        Path(data_dir), split_seed, crop=crop, cache_dir=cache_dir, max_width=max_width, modalities=modalities
-    )
+    try:
+        train, val, test = load_fastmri(
+            Path(data_dir),
+            split_seed,
+            crop=crop,
+            cache_dir=cache_dir,
+            max_width=max_width,
+            modalities=modalities,
+        )
+    except DataError as err:
+        size = phantom_size(data_dir) if preset != "cpu" else None
+        if size is None:
+            raise
+        # The phantom with the paper's crop 320: say the one command that fits it.
+        raise DataError(
+            f"{err}. {data_dir} holds i2m2's simulated phantom ({size}x{size} images): train on it with "
+            f"'{phantom_run_command(data_dir, size)}'"
+        ) from err
     return Experiment(
         name="fastmri-knee",
         description=describe(rss_baseline, experts, crop, preset, noise),

@@ -71,4 +71,5 @@ def features(data_dir: Path | None = None, hidden: int = 128, dropout: float = 0
         recipe=Recipe(pretrain=PRETRAIN, finetune=FINETUNE),
         needs_data_dir=True,
         default_fusions=("late",),
+        input_dims=dims,  # the logistic row: logistic regression on the concatenated standardized features
     )

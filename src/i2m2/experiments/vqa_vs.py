@@ -113,7 +113,7 @@ def cached_splits(root: Path, min_count: int, towers: Towers, normalize: bool = 
             if splits.test.groups is None:
                 raise DataError(f"{path}: the test split has no OOD membership")
             test = WithBatchKeys(splits.test, {OOD_KEY: splits.test.groups})
-            cache[path] = DataSplits(splits.train, splits.val, test, splits.num_classes)
+            cache[path] = DataSplits(splits.train, splits.val, test, splits.num_classes, splits.preprocessing)
         return cache[path]
 
     return load

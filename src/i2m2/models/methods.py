@@ -2,6 +2,7 @@
 
 This is the one home of method and row names. A run's rows are ``unimodal:<m>``, ``intra``, ``inter`` and
 ``i2m2``; when an experiment compares several fusions they read ``inter[<fusion>]`` and ``i2m2[<fusion>]``.
+An experiment whose inputs are flat vectors also has ``logistic``: the baseline a user tries first.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 from torch import nn
 
 from i2m2.models.expert import Expert
+from i2m2.models.fusion.early import EarlyFusion
 from i2m2.models.i2m2 import I2M2, INTER
 
 UNIMODAL_PREFIX = "unimodal:"
+# Multinomial logistic regression on the concatenated (flattened) inputs of every modality.
+LOGISTIC = "logistic"
 JOINT_METHODS = ("intra", "inter", "i2m2")
 # The products fine-tuned jointly in stage 2 from their stage-1 experts.
 STAGE2_METHODS = ("intra", "i2m2")
@@ -109,3 +113,13 @@ def build_method(
     unimodal_experts: Mapping[str, nn.Module] = {n: unimodal(n) for n in names if n in modalities}
     inter_experts = {n: inter(subsets[n]) for n in names if n in subsets}
     return I2M2(experts=unimodal_experts, inter=inter_experts, **i2m2_kwargs)
+
+
+def build_logistic(input_dims: Mapping[str, int], num_classes: int) -> I2M2:
+    """The ``logistic`` row: one linear layer over every modality's flattened input, concatenated (its
+    softmax is multinomial logistic regression; weight decay is its L2 penalty). One expert reading every
+    modality, so the run's tables, predictions and analyses treat it as any other row."""
+    layer = nn.Linear(sum(input_dims.values()), num_classes)
+    return I2M2(
+        inter={LOGISTIC: EarlyFusion(tuple(input_dims), layer, flatten=True)}, num_classes=num_classes
+    )

@@ -3,6 +3,10 @@
 Each entry builds an inter expert from per-modality input sizes and its own keyword options (rank, feature
 size, ...); :func:`create_fusion` passes the options through and names the valid ones when one is unknown.
 Tests sweep every entry, like timm's.
+
+``lrtf`` and ``tensor`` are the published forms (Liu et al. 2018, Zadeh et al. 2017); ``lrtf-normalized``
+and ``tensor-normalized`` are their normalized forms, whose scale does not shrink with the number of
+modalities (see :mod:`i2m2.models.fusion.low_rank_tensor`): use them from about four modalities on.
 """
 
 from __future__ import annotations
@@ -13,8 +17,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from i2m2.models.expert import Expert
-from i2m2.models.fusion import EarlyFusion, LateFusion, LowRankTensorFusion, NullTokenFusion, TensorFusion
-from i2m2.models.fusion.tensor import tensor_fusion_dim
+from i2m2.models.fusion import (
+    EarlyFusion,
+    LateFusion,
+    LowRankTensorFusion,
+    NullTokenFusion,
+    SubsetProductFusion,
+    TensorFusion,
+)
+from i2m2.models.fusion.tensor import FusionForm, tensor_fusion_dim
 from i2m2.models.mlp import MLP
 from i2m2.models.validation import check_sizes
 
@@ -108,14 +119,31 @@ def low_rank_tensor_fusion(
     feature_dim: int | None = None,
     rank: int = 8,
     output_dim: int | None = None,
+    form: FusionForm = "published",
 ) -> Expert:
     """One MLP encoder per modality, rank-``rank`` tensor fusion into ``output_dim`` (default ``hidden``),
-    a linear head."""
+    a linear head; ``form`` published (Liu et al.) or normalized (for many modalities)."""
     features = feature_dim or hidden
     output = output_dim or hidden
     dims = dict.fromkeys(input_dims, features)
     encoders = _encoders(input_dims, hidden, features)
-    return LowRankTensorFusion(encoders, dims, rank, output, MLP(output, [], num_classes))
+    return LowRankTensorFusion(encoders, dims, rank, output, MLP(output, [], num_classes), form=form)
+
+
+@register_fusion("lrtf-normalized")
+def normalized_low_rank_tensor_fusion(
+    input_dims: Mapping[str, int],
+    num_classes: int,
+    hidden: int = 64,
+    feature_dim: int | None = None,
+    rank: int = 8,
+    output_dim: int | None = None,
+) -> Expert:
+    """``lrtf`` in its normalized form: unit-RMS features and unit-variance factors, so that it still trains
+    with many modalities (the published form's product shrinks with every modality)."""
+    return low_rank_tensor_fusion(
+        input_dims, num_classes, hidden, feature_dim, rank, output_dim, form="normalized"
+    )
 
 
 @register_fusion("tensor")
@@ -125,8 +153,10 @@ def tensor_fusion(
     hidden: int = 64,
     feature_dim: int | None = None,
     max_parameters: int = TENSOR_FUSION_PARAMETER_BUDGET,
+    form: FusionForm = "published",
 ) -> Expert:
-    """Small encoders (``feature_dim``, default ``max(4, hidden // 8)``), their outer product, an MLP head.
+    """Small encoders (``feature_dim``, default ``max(4, hidden // 8)``), their outer product, an MLP head;
+    ``form`` published (Zadeh et al.) or normalized (unit-RMS features, for many modalities).
 
     The head's input has ``(feature_dim + 1) ** M`` entries; above ``max_parameters`` this warns and says
     which ``feature_dim`` fits, and above 50 times that it refuses before allocating anything.
@@ -157,7 +187,20 @@ def tensor_fusion(
             raise ValueError(text)
         warnings.warn(text, UserWarning, stacklevel=3)
     encoders = _encoders(input_dims, hidden, features)
-    return TensorFusion(encoders, MLP(fused, [hidden], num_classes))
+    return TensorFusion(encoders, MLP(fused, [hidden], num_classes), form=form)
+
+
+@register_fusion("tensor-normalized")
+def normalized_tensor_fusion(
+    input_dims: Mapping[str, int],
+    num_classes: int,
+    hidden: int = 64,
+    feature_dim: int | None = None,
+    max_parameters: int = TENSOR_FUSION_PARAMETER_BUDGET,
+) -> Expert:
+    """``tensor`` in its normalized form: each modality's features scaled to unit RMS before the outer
+    product, so that its high-order entries do not shrink with many modalities."""
+    return tensor_fusion(input_dims, num_classes, hidden, feature_dim, max_parameters, form="normalized")
 
 
 def _tensor_fusion_parameters(
@@ -181,8 +224,41 @@ def null_token_fusion(
 ) -> Expert:
     """One MLP encoder per modality, a learned null token for each absent one, concatenated, an MLP head;
     trained on random subsets (see :class:`NullTokenFusion`)."""
+    return _null_token_network(
+        input_dims, num_classes, hidden, feature_dim, subset_prob, min_modalities, dropout
+    )
+
+
+def _null_token_network(
+    input_dims: Mapping[str, int],
+    num_classes: int,
+    hidden: int,
+    feature_dim: int | None,
+    subset_prob: float,
+    min_modalities: int,
+    dropout: float,
+) -> NullTokenFusion:
     features = feature_dim or hidden
     head = MLP(features * len(input_dims), [hidden], num_classes, dropout)
     dims = dict.fromkeys(input_dims, features)
     encoders = _encoders(input_dims, hidden, features)
     return NullTokenFusion(encoders, dims, head, subset_prob=subset_prob, min_modalities=min_modalities)
+
+
+@register_fusion("null-token-product")
+def null_token_product(
+    input_dims: Mapping[str, int],
+    num_classes: int,
+    hidden: int = 64,
+    feature_dim: int | None = None,
+    k: int = 4,
+    eval_subsets: int | None = None,
+    max_eval_subsets: int = 64,
+    min_modalities: int = 1,
+    dropout: float = 0.0,
+) -> Expert:
+    """The ``null-token`` network, read as the paper's Section 5 product: ``k`` random subset-conditionals
+    ``p(y | x_S)`` per training example, every subset (up to ``max_eval_subsets``) or a fixed sample of
+    ``eval_subsets`` at test time (see :class:`SubsetProductFusion`)."""
+    network = _null_token_network(input_dims, num_classes, hidden, feature_dim, 0.0, min_modalities, dropout)
+    return SubsetProductFusion(network, k, eval_subsets, max_eval_subsets)

@@ -48,6 +48,11 @@ class Objective:
     def batch_size(self, target: Any) -> int:
         return len(target)
 
+    def example_scores(self, log_probs: Tensor, target: Any) -> Tensor | None:
+        """``(B,)`` per-example scores whose mean is the monitored metric, when the labels and
+        log-probabilities saved with the predictions cannot give it (``None``: they can)."""
+        return None
+
     def validation_calibrated(self) -> bool:
         """Whether :meth:`calibrated_metrics` needs the best epoch's validation predictions."""
         return False

@@ -139,3 +139,7 @@ class VQAObjective(Objective):
 
     def batch_size(self, target: VQATarget) -> int:
         return len(target.labels)
+
+    def example_scores(self, log_probs: Tensor, target: VQATarget) -> Tensor:
+        """Each question's VQA score (the human answers are not in the saved predictions)."""
+        return question_scores(log_probs, target)

@@ -323,6 +323,8 @@ class Comparison:
         facts = {"experiment": self.experiment.name, "method": job.method, "group": group, "seed": seed}
         self.folder.save_checkpoint(stem, result.state_dict, result.hyper_parameters)
         self.folder.save_curve(stem, result.curve)
+        if result.preprocessing is not None:
+            self.folder.save_preprocessing(stem, result.preprocessing)
         if result.predictions is not None:
             self.folder.save_predictions(group, job.method, seed, result.predictions)
         self.folder.save_job(stem, facts | record)

@@ -23,6 +23,7 @@ from torch import Tensor
 from i2m2.catalog import ExperimentRef
 from i2m2.errors import DataError
 from i2m2.experiment import Experiment, Splits, StageConfig
+from i2m2.inference.preprocessing import of_splits
 from i2m2.metrics import mixture_accuracy
 from i2m2.models.methods import STAGE2_METHODS, method_base
 from i2m2.runs.folder import plain, read_model_weights
@@ -51,6 +52,9 @@ class JobSpec:
         scratch: the one folder the job may write (``None``: a temp folder).
         progress: ``bar``, ``lines`` (one line per epoch) or ``none``.
         label: what each epoch line starts with.
+        test: ``False`` trains and selects on validation only: the metrics are the best epoch's
+            ``val/<monitor>`` and the test split is never read (tuning).
+        callbacks: more Trainer callbacks (picklable, for executors that run jobs in other processes).
     """
 
     experiment: Experiment | ExperimentRef
@@ -68,6 +72,8 @@ class JobSpec:
     scratch: Path | None = None
     progress: Literal["bar", "lines", "none"] = "none"
     label: str = ""
+    test: bool = True
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +91,7 @@ class JobResult:
     experts: dict[str, dict[str, Any]]  # name -> the modalities it reads, whether it handles missing ones
     log_prior: list[float] | None = None
     majority: float | None = None  # the majority class's share of the test labels (single-label data)
+    preprocessing: dict[str, Any] | None = None  # raw input -> model input, plain (i2m2.load_model reads it)
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -157,6 +164,8 @@ def run_job(spec: JobSpec) -> JobResult:
         progress=spec.progress,
         label=spec.label,
         name=job_stem(spec.group, spec.method, spec.seed),
+        test=spec.test,
+        callbacks=list(spec.callbacks),
     )
     result = fit_and_test(model, splits, settings)
     stage2 = method_base(spec.method) in STAGE2_METHODS
@@ -181,7 +190,8 @@ def run_job(spec: JobSpec) -> JobResult:
         wall_time_s=round(time.perf_counter() - started, 2),
         experts=layout,
         log_prior=[float(v) for v in prior] if prior is not None and prior.dim() == 1 else None,
-        majority=majority_rate(splits),
+        majority=majority_rate(splits) if spec.test else None,
+        preprocessing=of_splits(splits, experiment.modalities, experiment.classes(spec.group)).to_plain(),
     )
 
 

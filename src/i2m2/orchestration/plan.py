@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from i2m2.errors import UserError
 from i2m2.experiment import Experiment
-from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, fused_row, method_base, row_fusion
+from i2m2.models.methods import (
+    LOGISTIC,
+    STAGE2_METHODS,
+    UNIMODAL_PREFIX,
+    fused_row,
+    method_base,
+    row_fusion,
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,11 @@ def all_methods(experiment: Experiment, fusions: list[str] | None = None) -> lis
     tagged = len(fusions) > 1
     if len(experiment.modalities) < 2:  # a one-modality baseline (e.g. fastMRI's RSS row) has one row
         return [UNIMODAL_PREFIX + m for m in experiment.modalities]
+    # the plain baseline first, when the inputs are vectors it can read
+    baseline = [LOGISTIC] if experiment.input_dims is not None and experiment.objective is None else []
     return (
-        [UNIMODAL_PREFIX + m for m in experiment.modalities]
+        baseline
+        + [UNIMODAL_PREFIX + m for m in experiment.modalities]
         + ["intra"]
         + [fused_row("inter", f, tagged) for f in fusions]
         + [fused_row("i2m2", f, tagged) for f in fusions]
@@ -50,7 +60,7 @@ def parse_method(experiment: Experiment, method: str, fusions: list[str] | None 
             f"unknown method '{method}' for experiment '{experiment.name}'; expected one of {valid}"
         )
     unimodal = [UNIMODAL_PREFIX + m for m in experiment.modalities]
-    if method.startswith(UNIMODAL_PREFIX):
+    if method.startswith(UNIMODAL_PREFIX) or method == LOGISTIC:
         return Job(method, method, None)
     if method == "intra":
         return Job(method, "intra", None, tuple(unimodal))

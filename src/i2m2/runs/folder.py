@@ -10,6 +10,8 @@
     jobs/<group>__<method>__seed<k>.json      one finished job's record (test metrics, epochs, wall time)
     checkpoints/<stem>.ckpt                   its best epoch (the model's state_dict under ``model.`` and
                                               plain hyperparameters, loadable with weights_only=True)
+    checkpoints/<stem>.inputs.json            its preprocessing: raw input shapes, dtypes, statistics and
+                                              class names (what i2m2.load_model needs besides weights)
     logs/<stem>/metrics.csv                   its learning curve (Lightning's CSVLogger)
     predictions/<stem>.npz                    its per-example test predictions
     analysis/                                 what ``i2m2 analyze`` writes
@@ -410,6 +412,11 @@ class RunFolder:
         # Lightning's own loaders (i2m2 test --ckpt_path) check the version that wrote a checkpoint.
         version = {"pytorch-lightning_version": lightning.__version__}
         save_checkpoint(self.checkpoint(stem), prefixed, plain(hyper_parameters), **version)
+
+    def save_preprocessing(self, stem: str, preprocessing: dict[str, Any]) -> None:
+        """What turns raw inputs into the job's model inputs (plain JSON beside its checkpoint; see
+        :mod:`i2m2.inference.preprocessing`)."""
+        atomic_write_text(self.checkpoint(stem).with_suffix(".inputs.json"), json.dumps(preprocessing) + "\n")
 
     def save_curve(self, stem: str, curve: str) -> None:
         """The job's learning curve (Lightning's CSVLogger's ``metrics.csv``); nothing when it is empty."""

@@ -10,10 +10,14 @@ Arrays (float16 log-probabilities keep the files small):
 * ``expert__<name>``: float16 ``(N, C)`` each expert's own log_softmax (for I2M2/intra: the fine-tuned
   experts inside the product);
 * ``withheld__<modality>``: float16 ``(N, C)`` the method's log p(y | x) with that modality withheld
-  (its experts left out of the product), only for methods with more than one modality;
+  (its experts left out of the product), only for methods with more than one modality; a method with a
+  null-token expert also has ``withheld__a+b`` (a subset withheld) for every subset
+  :func:`~i2m2.models.subsets.withheld_subsets` names, since only a run can ask that expert again;
 * ``groups``: int64 ``(N,)`` optional per-example group ids (names in ``results.json``'s
   ``config.group_names``), or bool ``(N, G)`` membership when an example can be in several groups
-  (VQA-VS's nine OOD subsets).
+  (VQA-VS's nine OOD subsets);
+* ``scores``: float32 ``(N,)`` optional per-example scores whose mean is the monitored metric, when the
+  labels cannot give it (each question's VQA score); the verdicts resample them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Predictions:
     experts: dict[str, np.ndarray] = field(default_factory=dict)
     withheld: dict[str, np.ndarray] = field(default_factory=dict)
     groups: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 def job_stem(group: str, method: str, seed: int) -> str:
@@ -80,6 +85,8 @@ def save_predictions(path: Path, predictions: Predictions) -> None:
     if predictions.groups is not None:
         membership = predictions.groups.ndim == 2
         arrays["groups"] = predictions.groups.astype(bool if membership else np.int64)
+    if predictions.scores is not None:
+        arrays["scores"] = predictions.scores.astype(np.float32)
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]
 
 
@@ -105,4 +112,5 @@ def load_predictions(path: Path) -> Predictions:
         experts={k[8:]: v.astype(np.float32) for k, v in arrays.items() if k.startswith("expert__")},
         withheld={k[10:]: v.astype(np.float32) for k, v in arrays.items() if k.startswith("withheld__")},
         groups=arrays.get("groups"),
+        scores=arrays.get("scores"),
     )

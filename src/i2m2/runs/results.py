@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from i2m2.atomic import atomic_write_text
+from i2m2.runs.verdict import run_verdicts, verdict_table
 
 # Metrics shown as percentages in the markdown table, in this order.
 TABLE_METRICS = ("acc", "balanced_acc", "auroc", "auprc")
@@ -194,8 +195,18 @@ def json_safe(value: Any) -> Any:
 def write_results(
     out: Path, experiment: str, rows: list[dict[str, Any]], config: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write results.json, results.csv and results.md into ``out`` (each atomically); return the JSON."""
-    results = {"experiment": experiment, "rows": rows, "config": config, "versions": package_versions()}
+    """Write results.json, results.csv and results.md into ``out`` (each atomically); return the JSON.
+
+    ``verdicts`` (:mod:`i2m2.runs.verdict`) compares the products with the best other row, and intra with
+    inter, on the monitored metric from the predictions saved under ``out``."""
+    verdicts = run_verdicts(out, rows, config.get("monitor", "acc"), config.get("seeds", []))
+    results = {
+        "experiment": experiment,
+        "rows": rows,
+        "verdicts": verdicts,
+        "config": config,
+        "versions": package_versions(),
+    }
     # strict JSON: an undefined value is null (summarize), never NaN, which JSON parsers outside Python reject
     atomic_write_text(out / "results.json", json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n")
 
@@ -229,7 +240,15 @@ def write_results(
     levels = config.get("levels") or {}
     if levels:
         parts.append("\nReference accuracy levels: " + levels_text(levels) + "\n")
-    parts += [f"\n## {metric}\n\n" + markdown_table(rows, metric) for metric in present]
+    tables = [f"\n## {metric}\n\n" + markdown_table(rows, metric) for metric in present]
+    parts += tables[:1]  # the monitored metric, then whether its differences are more than noise
+    if verdicts["comparisons"]:
+        parts.append(
+            f"\n## verdict: is the difference more than noise? ({verdicts['metric']})\n\n"
+            f"Difference of the row minus the other, in points; {verdicts['method']}.\n\n"
+            + verdict_table(verdicts)
+        )
+    parts += tables[1:]
     if rows and all("wall_time_s" in r and "epochs" in r for r in rows):
         parts.append("\n## cost per job\n\n" + cost_table(rows))
     atomic_write_text(out / "results.md", "".join(parts))

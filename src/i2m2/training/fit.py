@@ -53,6 +53,9 @@ class FitSettings:
         progress: ``bar`` (Lightning's, for a terminal), ``lines`` (one plain line per epoch) or ``none``.
         label: what each epoch line starts with (the job, in a long comparison).
         name: the job's name, the version of each logger the user asked for (``--trainer.logger``).
+        test: ``False`` selects the best validation epoch and stops there: the metrics are that epoch's
+            ``val/<monitor>`` and the test split is never read (``i2m2 tune`` selects on validation only).
+        callbacks: more Trainer callbacks for this job (e.g. a tuner's pruning callback).
     """
 
     stage: StageConfig
@@ -67,6 +70,8 @@ class FitSettings:
     progress: Literal["bar", "lines", "none"] = "none"
     label: str = ""
     name: str = "job"
+    test: bool = True
+    callbacks: list[pl.Callback] = field(default_factory=list)
 
 
 @dataclass
@@ -134,7 +139,10 @@ def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResul
         # recipe trains the same way on one device or many.
         data.batch_size = max(1, stage.batch_size // trainer.world_size)
         trainer.fit(module, datamodule=data)
-        result = _test(trainer, module, data, splits, settings)
+        if settings.test:
+            result = _test(trainer, module, data, splits, settings)
+        else:
+            result = _validated(trainer, module)
         result.curve = _read_curve(scratch / CURVE)
     return result
 
@@ -169,6 +177,7 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
     ]
     if settings.progress == "lines":
         callbacks.append(EpochLogLines(settings.label))
+    callbacks += settings.callbacks
     bar = settings.progress == "bar"
     csv = CSVLogger(scratch, name=CURVE.parent.name, version="")
     defaults: dict[str, Any] = {
@@ -217,6 +226,25 @@ def _test(
     )
 
 
+def _validated(trainer: pl.Trainer, module: MethodModule) -> FitResult:
+    """The best validation epoch's score and weights, without testing (the test split is not read)."""
+    best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))  # type: ignore[attr-defined]
+    if best.best_model_path:
+        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(checkpoint["state_dict"])
+    score = float("nan") if best.best_model_score is None else float(best.best_model_score)
+    state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
+    timer = next(c for c in trainer.callbacks if isinstance(c, PhaseTimer))  # type: ignore[attr-defined]
+    return FitResult(
+        {str(best.monitor): score},
+        state,
+        None,
+        trainer.current_epoch,
+        hyper_parameters=dict(module.hparams),
+        phases=timer.phases(),
+    )
+
+
 def _read_curve(path: Path) -> str:
     try:
         return path.read_text()
@@ -252,4 +280,5 @@ def gather_predictions(batches: list[dict[str, Any]], split: Any) -> Predictions
         experts={n: cat(lambda b, n=n: b["experts"][n]) for n in first["experts"]},
         withheld={m: cat(lambda b, m=m: b["withheld"][m]) for m in first["withheld"]},
         groups=None if groups is None else np.asarray(groups),
+        scores=cat(lambda b: b["scores"]) if "scores" in first else None,
     )

@@ -12,6 +12,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
+from i2m2.models.subsets import withheld_subsets
 from i2m2.objectives import CLASSIFICATION, Objective
 
 Batch = tuple[dict[str, Tensor], Tensor]
@@ -154,14 +155,23 @@ class MethodModule(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         logits, masks, log_probs = self._evaluate(batch, batch_idx, "test")
         if self.collect_predictions:
-            inputs, _ = self.objective.split_batch(*batch)
-            self.test_outputs.append(self._predictions(logits, masks, batch[1], log_probs, inputs))
+            inputs, target = self.objective.split_batch(*batch)
+            outputs = self._predictions(logits, masks, batch[1], log_probs, inputs)
+            self.test_outputs.append(self._with_scores(outputs, log_probs, target))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         """The method's log-probabilities, each expert's own, and the method with each modality withheld."""
         logits, masks, _ = self._outputs(batch, batch_idx)
-        inputs, _ = self.objective.split_batch(*batch)
-        return self._predictions(logits, masks, batch[1], self._log_probs(logits, masks), inputs)
+        inputs, target = self.objective.split_batch(*batch)
+        log_probs = self._log_probs(logits, masks)
+        outputs = self._predictions(logits, masks, batch[1], log_probs, inputs)
+        return self._with_scores(outputs, log_probs, target)
+
+    def _with_scores(self, outputs: dict[str, Any], log_probs: Tensor, target: Any) -> dict[str, Any]:
+        """``outputs`` plus the objective's per-example scores, when it has them (the VQA score of each
+        question: what the verdicts' bootstrap resamples, as the labels alone cannot give it)."""
+        scores = self.objective.example_scores(log_probs, target)
+        return outputs if scores is None else outputs | {"scores": scores.detach().cpu()}
 
     def _predictions(
         self,
@@ -174,21 +184,25 @@ class MethodModule(pl.LightningModule):
         """Every output the analyses read, derived from one pass of each expert.
 
         Withholding a modality removes the experts that read it from the product (as a presence mask
-        marking it absent would), so no expert runs again.
+        marking it absent would), so no expert runs again, except one that handles missing modalities
+        itself (null token): it is asked again without them, for each single modality and, since nothing
+        else can give it, for each subset :func:`~i2m2.models.subsets.withheld_subsets` names (saved as
+        ``withheld__a+b``).
         """
         experts = self.model.named_experts()
         withheld = {}
         modalities = self.model.modalities
-        if len(modalities) > 1:
-            for m in modalities:
-                kept = {n: mask & (m not in experts[n].modalities) for n, mask in masks.items()}
-                redone = dict(logits)
-                for n, expert in experts.items():  # one network for any subset: ask it without m
-                    if n in logits and getattr(expert, "handles_missing", False):
-                        present = {k: masks[n] & (k != m) for k in expert.modalities if k in inputs}
-                        redone[n] = expert(inputs, present=present)
-                        kept[n] = masks[n] & any(k != m for k in expert.modalities)
-                withheld[m] = self._log_probs(redone, kept).cpu()
+        asks_again = any(getattr(experts[n], "handles_missing", False) for n in logits)
+        subsets = withheld_subsets(modalities) if asks_again else [(m,) for m in modalities]
+        for gone in subsets if len(modalities) > 1 else []:
+            kept = {n: mask & set(gone).isdisjoint(experts[n].modalities) for n, mask in masks.items()}
+            redone = dict(logits)
+            for n, expert in experts.items():  # one network for any subset: ask it without them
+                if n in logits and getattr(expert, "handles_missing", False):
+                    present = {k: masks[n] & (k not in gone) for k in expert.modalities if k in inputs}
+                    redone[n] = expert(inputs, present=present)
+                    kept[n] = masks[n] & any(k not in gone for k in expert.modalities)
+            withheld["+".join(gone)] = self._log_probs(redone, kept).cpu()
         return {
             "labels": labels.cpu(),
             "log_probs": log_probs.cpu(),

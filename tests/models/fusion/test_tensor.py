@@ -16,10 +16,11 @@ from i2m2.models.registry import create_fusion
 
 def test_tensor_fusion_is_the_kronecker_product_of_one_padded_features() -> None:
     identity = {"a": nn.Identity(), "b": nn.Identity(), "c": nn.Identity()}
-    fusion = TensorFusion(identity, nn.Identity(), normalize=False)
+    fusion = TensorFusion(identity, nn.Identity())  # the published form: Zadeh et al.'s formula as it is
     a, b, c = torch.randn(2, 3), torch.randn(2, 2), torch.randn(2, 4)
     got = fusion({"a": a, "b": b, "c": c}).numpy()
-    scaled = TensorFusion(identity, nn.Identity())({"a": a, "b": b, "c": c}).numpy()  # unit-RMS features
+    normalized = TensorFusion(identity, nn.Identity(), form="normalized")
+    scaled = normalized({"a": a, "b": b, "c": c}).numpy()  # unit-RMS features
     for i in range(2):
         pad = [np.append(x[i].numpy(), 1.0) for x in (a, b, c)]
         np.testing.assert_allclose(got[i], np.kron(np.kron(pad[0], pad[1]), pad[2]), rtol=1e-6)
@@ -41,3 +42,15 @@ def test_tensor_fusion_warns_above_its_parameter_budget_and_names_the_feature_si
         warnings.simplefilter("error")
         small = create_fusion("tensor", dims, num_classes=4, hidden=16, feature_dim=3, max_parameters=100_000)
     assert sum(p.numel() for p in small.parameters()) == 66_406
+
+
+def test_tensor_fusion_forms_by_name_published_by_default() -> None:
+    dims = {"a": 3, "b": 2}
+    assert isinstance(published := create_fusion("tensor", dims, num_classes=2, hidden=4), TensorFusion)
+    assert published.form == "published"
+    assert isinstance(
+        normalized := create_fusion("tensor-normalized", dims, num_classes=2, hidden=4), TensorFusion
+    )
+    assert normalized.form == "normalized"
+    with pytest.raises(ValueError, match=r"unknown fusion form 'rms'"):
+        create_fusion("tensor", dims, num_classes=2, form="rms")

@@ -71,9 +71,25 @@ class NullTokenFusion(Expert):
         rows = self.presence(batch, present)
         if self.training:
             rows = self.random_subsets(rows)
+        return self.head(torch.cat(self.features(batch, rows), dim=1))
+
+    def features(self, batch: Batch, rows: Tensor) -> list[Tensor]:
+        """Per modality ``(batch, feature_dim)``: its encoder's features where ``rows`` (``(batch, M)``) is
+        True, its null token elsewhere; each encoder runs once, on its present rows only."""
         dtype = weight_dtype(self)
-        features = [self._features(batch, m, rows[:, i], dtype) for i, m in enumerate(self.modalities)]
-        return self.head(torch.cat(features, dim=1))
+        return [self._features(batch, m, rows[:, i], dtype) for i, m in enumerate(self.modalities)]
+
+    def conditional(self, features: list[Tensor], keep: Tensor) -> Tensor:
+        """Logits of ``p(y | x_S)`` with ``S = keep`` (bool ``(n, M)``): the head over ``features`` with the
+        null token wherever ``keep`` is False. ``features`` come from :meth:`features` (``n`` may be a
+        multiple of their batch: they are repeated to match), so many subsets cost one encoder pass."""
+        repeats = keep.shape[0] // features[0].shape[0]
+        parts = []
+        for i, (m, f) in enumerate(zip(self.modalities, features, strict=True)):
+            f = f.repeat(repeats, 1) if repeats > 1 else f
+            null = self.null_tokens[m].unsqueeze(0).expand_as(f)
+            parts.append(torch.where(keep[:, i : i + 1], f, null))
+        return self.head(torch.cat(parts, dim=1))
 
     def presence(self, batch: Batch, present: Mapping[str, Tensor] | None = None) -> Tensor:
         """Boolean ``(batch, M)``: which of this expert's modalities each example has."""
