@@ -28,12 +28,16 @@ def test_onnx_matches_torch_in_onnxruntime(
     np.testing.assert_allclose(got, predictor.predict(inputs), atol=1e-5, rtol=0)
 
 
-def test_onnx_inputs_and_metadata_name_the_modalities(features_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_onnx_inputs_and_metadata_name_the_modalities(
+    features_run: tuple[Path, Path], tmp_path: Path
+) -> None:
     import onnx
 
     predictor = load_model(features_run[0], method="i2m2[late]", seed=0)
     model = onnx.load(export(predictor, tmp_path / "model.onnx"))
-    assert [i.name for i in model.graph.input] == input_names(predictor) == ["a", "b", "present_a", "present_b"]
+    assert (
+        [i.name for i in model.graph.input] == input_names(predictor) == ["a", "b", "present_a", "present_b"]
+    )
     assert {p.key for p in model.metadata_props} == {"modalities", "classes", "job"}
 
 

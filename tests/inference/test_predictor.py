@@ -21,7 +21,9 @@ def test_preprocessing_is_saved_beside_each_checkpoint_as_plain_json(features_ru
     checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
     for checkpoint in checkpoints:
         saved = json.loads(checkpoint.with_suffix(".inputs.json").read_text())
-        assert saved["inputs"]["a"]["shape"] == [2, 3] and len(saved["inputs"]["a"]["standardize"]["mean"]) == 6
+        assert (
+            saved["inputs"]["a"]["shape"] == [2, 3] and len(saved["inputs"]["a"]["standardize"]["mean"]) == 6
+        )
         assert saved["classes"] == ["0", "1", "2"]
         assert Preprocessing.from_plain(saved, "x").to_plain() == saved
 
@@ -74,6 +76,10 @@ def test_null_token_fusion_still_reads_the_present_modality(features_run: tuple[
     raw = np.load(data / "test.npz")
     _, experts = predictor.predict({"a": raw["a"]}, experts=True)
     assert np.isfinite(experts["inter"]).all() and np.isnan(experts["b"]).all()
+    splits = load_features(data, 0, 3)
+    with torch.no_grad():  # the branch-free graph gives what the model's own forward gives
+        expected = predictor.graph.model({"a": splits.test.inputs["a"]}, allow_missing=True).exp().numpy()
+    np.testing.assert_allclose(predictor.predict({"a": raw["a"]}), expected, atol=1e-5)
 
 
 def test_a_unimodal_model_ignores_the_modalities_it_does_not_read(features_run: tuple[Path, Path]) -> None:

@@ -19,7 +19,9 @@ def test_round_trip_through_a_file(tmp_path: Path) -> None:
 
 
 def test_standardizes_as_the_features_reader_and_zero_fills_absent_rows() -> None:
-    transform = InputTransform(ModalityInput((2,), "float32", Standardize([2.0, 1.0], [0.5, 0.0], [0.25, 1.0])))
+    transform = InputTransform(
+        ModalityInput((2,), "float32", Standardize([2.0, 1.0], [0.5, 0.0], [0.25, 1.0]))
+    )
     x = torch.tensor([[2.0, 3.0], [float("nan"), 1.0]])
     out = transform(x, torch.tensor([True, False]))
     assert torch.equal(out, torch.tensor([[2.0, 3.0], [0.0, 0.0]]))

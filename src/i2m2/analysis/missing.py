@@ -286,8 +286,9 @@ def _markdown(
         "Withholding modalities leaves out of the product every expert that reads one of them; the kept "
         "experts' saved log-probabilities are multiplied again"
         + (" with the run's training prior (prior correction)" if run.config.get("prior_correction") else "")
-        + ". The matching smaller model is the model trained on the kept modalities alone, when the run "
-        "has it.\n"
+        + ". An expert that handles missing modalities itself (null token) was asked again by the run "
+        "without each subset (how: saved by the run). The matching smaller model is the model trained on "
+        "the kept modalities alone, when the run has it.\n"
         + (
             f"\nWith {len(run.modalities)} modalities: every subset of a size with at most {MAX_PER_SIZE} "
             f"subsets, a seeded sample (seed {SAMPLE_SEED}) of {MAX_PER_SIZE} of a larger one.\n"

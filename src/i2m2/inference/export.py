@@ -21,6 +21,7 @@ from i2m2.atomic import atomic_write
 from i2m2.errors import UserError
 from i2m2.inference.graph import ExportGraph
 from i2m2.inference.predictor import Predictor
+from i2m2.models.fusion.null_token import NullTokenFusion
 
 Format = Literal["onnx", "torchscript"]
 OPSET = 17
@@ -47,6 +48,16 @@ def export(predictor: Predictor, out: Path | str, format: Format = "onnx") -> Pa
     out = Path(out)
     if predictor.preprocessing.unsupported:
         raise UserError(predictor.preprocessing.unsupported)
+    branching = [
+        name
+        for name, e in predictor.graph.model.named_experts().items()
+        if getattr(e, "handles_missing", False) and not isinstance(e, NullTokenFusion)
+    ]
+    if branching:
+        raise UserError(
+            f"export: expert(s) {branching} handle missing modalities with data-dependent branches a graph "
+            "cannot hold; export a method without them (e.g. late or null-token fusion), or predict in Python"
+        )
     graph = ExportGraph(predictor.graph).eval()
     inputs = example_inputs(predictor)
     if format == "torchscript":

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2m2.inference.preprocessing import InputTransform, Preprocessing
+from i2m2.models.fusion.null_token import NullTokenFusion
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
 
@@ -44,7 +45,7 @@ class PredictionGraph(nn.Module):
         for expert in self.model.named_experts().values():
             reads = {m: present[m] for m in expert.modalities}
             if getattr(expert, "handles_missing", False):
-                logits.append(expert({m: batch[m] for m in expert.modalities}, present=reads))
+                logits.append(missing_aware(expert, batch, reads))
                 masks.append(torch.stack(list(reads.values())).any(0))
             else:
                 logits.append(expert({m: batch[m] for m in expert.modalities}))
@@ -52,6 +53,16 @@ class PredictionGraph(nn.Module):
         log_probs = product_of_experts(logits, masks, self.model.log_prior)
         experts = {n: F.log_softmax(z, dim=-1) for n, z in zip(self.expert_names, logits, strict=True)}
         return log_probs, experts, dict(zip(self.expert_names, masks, strict=True))
+
+
+def missing_aware(expert: nn.Module, batch: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+    """An expert that takes missing modalities itself. A null-token fusion is run branch-free: every encoder
+    on every row, then its null token where a modality is absent (its own forward encodes only the present
+    rows, a data-dependent branch a traced graph would freeze); the same values in ``eval()`` mode."""
+    if isinstance(expert, NullTokenFusion):
+        features = [expert.encoders[m](batch[m]).flatten(1) for m in expert.modalities]
+        return expert.conditional(features, torch.stack([present[m] for m in expert.modalities], dim=1))
+    return expert({m: batch[m] for m in expert.modalities}, present=present)
 
 
 class ExportGraph(nn.Module):

@@ -2,8 +2,8 @@
 
 Requests arrive already checked (:class:`i2m2.inference.serve.CheckRequests`), so nothing here can fail one
 request of a batch for another's fault. Its own module, importing litserve at the top, so that worker
-processes (spawned) can unpickle the class by name. ``decode_request`` takes its ``request`` unannotated: LitServe reads
-that annotation to decide how to parse the body (none: JSON).
+processes (spawned) can unpickle the class by name. ``decode_request`` takes its ``request`` unannotated:
+LitServe reads that annotation to decide how to parse the body (none: JSON).
 """
 
 from pathlib import Path

@@ -163,7 +163,13 @@ def _experiment(facts: dict[str, Any], checkpoint: Path) -> Experiment:
             "to rebuild it; pass it: load_model(RUN, ..., experiment=my_experiment)"
         )
     options = reference.get("options") or {}
-    return ExperimentRef(reference["ref"], tuple(sorted(options.items()))).build()
+    try:
+        return ExperimentRef(reference["ref"], tuple(sorted(options.items()))).build()
+    except UserError as err:
+        raise UserError(
+            f"{err}; the run was trained with experiment '{reference['ref']}' (a file path is read from the "
+            "folder the run started in): run from there, or pass experiment= to load_model"
+        ) from err
 
 
 def _preprocessing(folder: Path, job: Job, experiment: Experiment, facts: dict[str, Any]) -> Preprocessing:

@@ -112,6 +112,9 @@ class CheckRequests:
             await send({"type": "http.response.start", "status": 400, "headers": headers})
             await send({"type": "http.response.body", "body": text.encode()})
             return
+        # The body is JSON whatever it was sent as (curl -d says form-urlencoded), so LitServe reads it so.
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+        scope = dict(scope) | {"headers": [*headers, (b"content-type", b"application/json")]}
         sent = False
 
         async def replay() -> Message:

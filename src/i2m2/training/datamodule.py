@@ -23,6 +23,7 @@ class SplitsDataModule(pl.LightningDataModule):
         batch_size: examples per batch (per process under DDP).
         num_workers: DataLoader worker processes (0 loads in the main process).
         pin_memory: page-locked batches for faster copies to a GPU.
+        eval_batch_size: examples per validation, test and prediction batch (``None``: ``batch_size``).
     """
 
     def __init__(
@@ -31,10 +32,12 @@ class SplitsDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
+        eval_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
 
@@ -51,12 +54,12 @@ class SplitsDataModule(pl.LightningDataModule):
         assert self.splits is not None
         return self.splits.num_classes
 
-    def _loader(self, dataset: Dataset[Any], shuffle: bool) -> DataLoader[Any]:
+    def _loader(self, dataset: Dataset[Any], shuffle: bool, batch_size: int) -> DataLoader[Any]:
         batched = isinstance(dataset, MultimodalDataset)
         collate: Any = already_batched if batched else None
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             shuffle=shuffle,
             collate_fn=collate,
             num_workers=self.num_workers,
@@ -66,15 +69,15 @@ class SplitsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Any]:
         assert self.splits is not None
-        return self._loader(self.splits.train, shuffle=True)
+        return self._loader(self.splits.train, shuffle=True, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader[Any]:
         assert self.splits is not None
-        return self._loader(self.splits.val, shuffle=False)
+        return self._loader(self.splits.val, shuffle=False, batch_size=self.eval_batch_size or self.batch_size)
 
     def test_dataloader(self) -> DataLoader[Any]:
         assert self.splits is not None
-        return self._loader(self.splits.test, shuffle=False)
+        return self._loader(self.splits.test, shuffle=False, batch_size=self.eval_batch_size or self.batch_size)
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self.test_dataloader()

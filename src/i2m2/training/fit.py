@@ -1,18 +1,32 @@
-"""One training job: fit a method with early stopping on validation, then test its best checkpoint once.
+"""One training job: fit a method with early stopping on validation, then test its best epoch once.
 
-One Trainer does the whole job: ``fit``, then ``test(ckpt_path="best")``, which also yields the
-per-example predictions (each expert runs once per test batch; every product is derived from those logits).
+One Trainer does the whole job: ``fit``, then ``test``, which also yields the per-example predictions (each
+expert runs once per test batch; every product is derived from those logits).
+
+A job's fixed costs are kept low inside Lightning (``docs/performance.md`` has the measurements):
+
+* The best epoch is kept in memory (:class:`BestCheckpoint`, Lightning's ``ModelCheckpoint`` with its own
+  selection rules) and tested from there; its checkpoint file is written once, at the job's end, and only
+  when the job has a scratch folder of its own. (Under multi-process DDP or with a logger of the user's, the
+  checkpoint is written on every improvement as before.)
+* The learning curve (:class:`Curve`, Lightning's ``CSVLogger``) is written once at the job's end, not
+  rewritten after every epoch.
+* Small in-memory validation and test sets are evaluated in few large batches
+  (:func:`evaluation_batch_size`); losses and metrics are still accumulated batch by batch at the
+  training batch size, so every number is the same as with evaluation at the training batch size.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from weakref import proxy
 
 import lightning.pytorch as pl
 import numpy as np
@@ -21,6 +35,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from i2m2.data.multimodal_dataset import MultimodalDataset
 from i2m2.experiment import Splits, StageConfig
 from i2m2.models.i2m2 import I2M2
 from i2m2.objectives import Objective
@@ -138,17 +153,125 @@ def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResul
         # batch_size is the examples per optimizer step: under DDP each process takes its share, so a
         # recipe trains the same way on one device or many.
         data.batch_size = max(1, stage.batch_size // trainer.world_size)
+        data.eval_batch_size = evaluation_batch_size(
+            splits, data.batch_size, model, stage.bn_stats, trainer.world_size
+        )
+        module.eval_chunk = data.batch_size  # losses and metrics accumulate per training-size batch
         trainer.fit(module, datamodule=data)
-        if settings.test:
-            result = _test(trainer, module, data, splits, settings)
-        else:
-            result = _validated(trainer, module)
-        result.curve = _read_curve(scratch / CURVE)
+        result = _test(trainer, module, data, splits, settings)
+        best = _callback(trainer, BestCheckpoint)
+        if settings.scratch is not None:
+            best.write(trainer)  # the best epoch's checkpoint, once (a temp folder would only delete it)
+        result.curve = _callback(trainer, Curve).write(scratch / CURVE)
     return result
 
 
 CURVE = Path("curve") / "metrics.csv"
 BEST = "best"  # the folder of the best epoch's checkpoint
+# Evaluation batches of in-memory data: at most this many input values each (16 MB of float32), for models of
+# at most SMALL_MODEL parameters (whose activations per example are modest); larger models, data read from
+# disk and multi-process runs evaluate at the training batch size.
+EVAL_VALUES = 1 << 22
+SMALL_MODEL = 1 << 20
+
+
+def evaluation_batch_size(
+    splits: Splits, batch_size: int, model: torch.nn.Module, bn_stats: str, world_size: int = 1
+) -> int:
+    """Examples per validation and test batch: a multiple of ``batch_size``, as large as memory allows.
+
+    Each evaluation batch covers whole training-size batches, and :class:`MethodModule` accumulates losses
+    and metrics over those in order (``eval_chunk``), so the numbers equal those of evaluating at
+    ``batch_size`` (on CPU, where a row's output does not depend on the rows beside it, bit for bit); what
+    is saved is the per-batch work of the evaluation loop. ``bn_stats="batch"`` normalizes each batch by its
+    own statistics, so its batches stay at ``batch_size``.
+    """
+    if world_size > 1 or bn_stats == "batch" or sum(p.numel() for p in model.parameters()) > SMALL_MODEL:
+        return batch_size
+    evaluated = [splits.val, splits.test]
+    if not all(isinstance(s, MultimodalDataset) and len(s) for s in evaluated):
+        return batch_size
+    per_example = max(
+        sum(x.numel() // max(1, len(x)) for x in s.inputs.values())  # type: ignore[attr-defined]
+        for s in evaluated
+    )
+    largest = max(len(s) for s in evaluated)  # type: ignore[arg-type]
+    batches = min(EVAL_VALUES // max(1, per_example * batch_size), math.ceil(largest / batch_size))
+    return max(1, batches) * batch_size
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (the same choice of the best epoch) that keeps the best epoch's
+    checkpoint in memory and writes it once, when asked (:meth:`write`), instead of on every improvement.
+
+    Weights are copied to host memory (CPU tensors in the file). With several processes (each would hold a
+    copy, and spawned ones lose it) or a logger of the user's (it may upload each saved file), it writes
+    files as ``ModelCheckpoint`` does.
+    """
+
+    def __init__(self, *args: Any, in_memory: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_memory = in_memory
+        self.best: dict[str, Any] | None = None  # the best epoch's checkpoint, when kept in memory
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit":
+            self.in_memory = self.in_memory and trainer.world_size == 1
+            self.best = None
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        if not self.in_memory:
+            super()._save_checkpoint(trainer, filepath)
+            return
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        checkpoint["state_dict"] = {
+            k: v.detach().clone() if v.device.type == "cpu" else v.detach().to("cpu")
+            for k, v in checkpoint["state_dict"].items()
+        }
+        self.best = checkpoint
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        if not self.in_memory:
+            super()._remove_checkpoint(trainer, filepath)
+
+    def restore_best(self, module: pl.LightningModule) -> bool:
+        """Load the best epoch's weights into ``module`` (as ``test(ckpt_path="best")`` would); whether
+        they were in memory."""
+        if self.best is None:
+            return False
+        module.on_load_checkpoint(self.best)
+        module.load_state_dict(self.best["state_dict"])
+        return True
+
+    def write(self, trainer: pl.Trainer) -> None:
+        """Write the best epoch's checkpoint kept in memory to its file (``best_model_path``)."""
+        if self.best is not None and self.best_model_path:
+            trainer.strategy.save_checkpoint(self.best, self.best_model_path)
+
+
+class Curve(CSVLogger):
+    """Lightning's ``CSVLogger`` written once (:meth:`write`), not after every logging call (each rewrote
+    the metrics file and its hparams.yaml). The file is the same."""
+
+    def save(self) -> None:
+        pass
+
+    def write(self, path: Path) -> str:
+        """Write the curve (and hparams.yaml) and return the CSV text ("" when nothing was logged)."""
+        if getattr(rank_zero_only, "rank", 0) == 0 and self._experiment is not None:
+            CSVLogger.save(self)
+        return _read_curve(path)
+
+
+def _callback(trainer: pl.Trainer, kind: type[Any]) -> Any:
+    found = [c for c in [*trainer.callbacks, *trainer.loggers] if isinstance(c, kind)]  # type: ignore[attr-defined]
+    return found[0]
 
 
 def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
@@ -160,7 +283,7 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
                 missing_ok=True
             )
     mode = "min" if settings.monitor == "loss" else "max"
-    best = ModelCheckpoint(
+    best = BestCheckpoint(
         dirpath=scratch / BEST,
         filename="best",
         monitor=f"val/{settings.monitor}",
@@ -169,6 +292,7 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
         save_weights_only=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
+        in_memory=not loggers,
     )
     callbacks: list[pl.Callback] = [
         best,
@@ -177,9 +301,8 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
     ]
     if settings.progress == "lines":
         callbacks.append(EpochLogLines(settings.label))
-    callbacks += settings.callbacks
     bar = settings.progress == "bar"
-    csv = CSVLogger(scratch, name=CURVE.parent.name, version="")
+    csv = Curve(scratch, name=CURVE.parent.name, version="")
     defaults: dict[str, Any] = {
         "log_every_n_steps": 1 if bar else 50,
         "enable_progress_bar": bar,
@@ -202,7 +325,8 @@ def _test(
     single_process = trainer.world_size == 1
     module.collect_predictions = settings.predict and single_process
     module.test_outputs = []
-    tested = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
+    in_memory = _callback(trainer, BestCheckpoint).restore_best(module)
+    tested = trainer.test(module, datamodule=data, ckpt_path=None if in_memory else "best", verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in tested[0].items()}
     predictions: Predictions | None = None
     if settings.predict:
@@ -215,30 +339,11 @@ def _test(
         metrics |= objective.calibrated_metrics(val, test)
     module.test_outputs = []
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
-    timer = next(c for c in trainer.callbacks if isinstance(c, PhaseTimer))  # type: ignore[attr-defined]
+    timer = _callback(trainer, PhaseTimer)
     return FitResult(
         metrics,
         state,
         predictions,
-        trainer.current_epoch,
-        hyper_parameters=dict(module.hparams),
-        phases=timer.phases(),
-    )
-
-
-def _validated(trainer: pl.Trainer, module: MethodModule) -> FitResult:
-    """The best validation epoch's score and weights, without testing (the test split is not read)."""
-    best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))  # type: ignore[attr-defined]
-    if best.best_model_path:
-        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(checkpoint["state_dict"])
-    score = float("nan") if best.best_model_score is None else float(best.best_model_score)
-    state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
-    timer = next(c for c in trainer.callbacks if isinstance(c, PhaseTimer))  # type: ignore[attr-defined]
-    return FitResult(
-        {str(best.monitor): score},
-        state,
-        None,
         trainer.current_epoch,
         hyper_parameters=dict(module.hparams),
         phases=timer.phases(),

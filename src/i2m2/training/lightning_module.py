@@ -82,6 +82,9 @@ class MethodModule(pl.LightningModule):
         self.step_logging = True  # per-step loss in the progress bar; the trainer turns it off without one
         self.collect_predictions = False  # keep per-example test outputs (one process only)
         self.test_outputs: list[dict[str, Any]] = []
+        # Evaluation batches larger than this are accumulated in slices of this many examples, in order:
+        # a job evaluates in-memory data in few large batches and gets the numbers of this batch size.
+        self.eval_chunk: int | None = None
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.model(inputs)
@@ -129,9 +132,26 @@ class MethodModule(pl.LightningModule):
         logits, masks, target = self._outputs(batch, batch_idx)
         log_probs = self._log_probs(logits, masks)
         metrics, losses = self._accumulators(stage)
-        self.objective.update(metrics, log_probs, target)
-        losses.update(_per_example(self.objective.loss(log_probs, target), self.objective.batch_size(target)))
+        for part_log_probs, part_target in self._slices(batch, log_probs, target):
+            self.objective.update(metrics, part_log_probs, part_target)
+            loss = self.objective.loss(part_log_probs, part_target)
+            losses.update(_per_example(loss, self.objective.batch_size(part_target)))
         return logits, masks, log_probs
+
+    def _slices(self, batch: Batch, log_probs: Tensor, target: Any) -> list[tuple[Tensor, Any]]:
+        """The batch's log-probabilities and targets in consecutive slices of ``eval_chunk`` examples (the
+        whole batch when it is no larger): each loss and metric update sees what a batch of that size
+        would, so the epoch's numbers do not depend on how many slices an evaluation batch holds."""
+        chunk, size = self.eval_chunk, len(log_probs)
+        if chunk is None or size <= chunk:
+            return [(log_probs, target)]
+        inputs, labels = batch
+        slices = []
+        for start in range(0, size, chunk):
+            part = slice(start, start + chunk)
+            _, part_target = self.objective.split_batch({m: x[part] for m, x in inputs.items()}, labels[part])
+            slices.append((log_probs[part], part_target))
+        return slices
 
     def _log_epoch(self, stage: str) -> None:
         """One log call per epoch; torchmetrics syncs the sums across processes in ``compute``."""
