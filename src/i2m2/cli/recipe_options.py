@@ -63,9 +63,9 @@ def recipe_with_changes(
     finetune_methods: Any = None,
 ) -> Recipe:
     """The experiment's recipe with a command line's changes; unknown expert or method names refused."""
-    from i2m2.models.methods import STAGE2_METHODS
+    from i2m2.models.methods import LOGISTIC, STAGE2_METHODS
 
-    known = {"experts": {*experiment.modalities, "inter"}, "finetune_methods": set(STAGE2_METHODS)}
+    known = {"experts": {*experiment.modalities, "inter", LOGISTIC}, "finetune_methods": set(STAGE2_METHODS)}
     for key, given in (("experts", experts), ("finetune_methods", finetune_methods)):
         unknown = sorted(set(given or {}) - known[key])
         if unknown:

@@ -63,7 +63,11 @@ def load_avmnist(root: Path, seed: int = 0, val_fraction: float = VAL_FRACTION) 
     val = MultimodalDataset({"image": image[cut:], "audio": audio[cut:]}, labels[cut:])
     image, audio, labels = splits["test"]
     test = MultimodalDataset({"image": image, "audio": audio}, labels)
-    return DataSplits(train, val, test, NUM_CLASSES)
+    unsupported = (
+        "avmnist: raw 0..255 images and spectrograms are not supported by i2m2 predict/export/serve yet (the "
+        "/255 scaling and reshaping are not saved with the run); feed model-ready tensors to predictor.graph"
+    )
+    return DataSplits(train, val, test, NUM_CLASSES, preprocessing={"unsupported": unsupported})
 
 
 def _load_split(root: Path, split: str) -> tuple[Tensor, Tensor, Tensor]:

@@ -92,7 +92,17 @@ def load_mimic(path: Path, task: str, seed: int = 0) -> DataSplits:
             torch.from_numpy(labels[rows]),
         )
 
-    return DataSplits(subset(parts["train"]), subset(parts["val"]), subset(parts["test"]), TASKS[task])
+    unsupported = (
+        "mimic: raw records are not supported by i2m2 predict/export/serve yet (the imputation and training "
+        "statistics are not saved with the run); feed model-ready tensors to predictor.graph"
+    )
+    return DataSplits(
+        subset(parts["train"]),
+        subset(parts["val"]),
+        subset(parts["test"]),
+        TASKS[task],
+        preprocessing={"unsupported": unsupported},
+    )
 
 
 def task_labels(arrays: dict[str, np.ndarray], task: str, file: Path | str = FILE_NAME) -> np.ndarray:

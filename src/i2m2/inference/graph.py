@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2m2.inference.preprocessing import InputTransform, Preprocessing
+from i2m2.models.expert import Expert
 from i2m2.models.fusion.null_token import NullTokenFusion
 from i2m2.models.i2m2 import I2M2
 from i2m2.models.product_of_experts import product_of_experts
@@ -55,7 +56,7 @@ class PredictionGraph(nn.Module):
         return log_probs, experts, dict(zip(self.expert_names, masks, strict=True))
 
 
-def missing_aware(expert: nn.Module, batch: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+def missing_aware(expert: Expert, batch: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
     """An expert that takes missing modalities itself. A null-token fusion is run branch-free: every encoder
     on every row, then its null token where a modality is absent (its own forward encodes only the present
     rows, a data-dependent branch a traced graph would freeze); the same values in ``eval()`` mode."""

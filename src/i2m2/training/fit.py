@@ -158,7 +158,10 @@ def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResul
         )
         module.eval_chunk = data.batch_size  # losses and metrics accumulate per training-size batch
         trainer.fit(module, datamodule=data)
-        result = _test(trainer, module, data, splits, settings)
+        if settings.test:
+            result = _test(trainer, module, data, splits, settings)
+        else:
+            result = _validated(trainer, module)
         best = _callback(trainer, BestCheckpoint)
         if settings.scratch is not None:
             best.write(trainer)  # the best epoch's checkpoint, once (a temp folder would only delete it)
@@ -301,6 +304,7 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
     ]
     if settings.progress == "lines":
         callbacks.append(EpochLogLines(settings.label))
+    callbacks += settings.callbacks
     bar = settings.progress == "bar"
     csv = Curve(scratch, name=CURVE.parent.name, version="")
     defaults: dict[str, Any] = {
@@ -315,6 +319,24 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
         gradient_clip_val=settings.stage.gradient_clip_val,
         callbacks=callbacks,
         logger=[csv, *loggers],
+    )
+
+
+def _validated(trainer: pl.Trainer, module: MethodModule) -> FitResult:
+    """The best validation epoch's score and weights, without testing (the test split is not read)."""
+    best = _callback(trainer, BestCheckpoint)
+    if not best.restore_best(module) and best.best_model_path:
+        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(checkpoint["state_dict"])
+    score = float("nan") if best.best_model_score is None else float(best.best_model_score)
+    state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
+    return FitResult(
+        {str(best.monitor): score},
+        state,
+        None,
+        trainer.current_epoch,
+        hyper_parameters=dict(module.hparams),
+        phases=_callback(trainer, PhaseTimer).phases(),
     )
 
 

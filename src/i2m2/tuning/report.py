@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from i2m2.atomic import atomic_write, atomic_write_text
-from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, method_base
+from i2m2.models.methods import STAGE2_METHODS, method_base
 from i2m2.runs.folder import plain
+from i2m2.tuning.space import expert_key
 
 if TYPE_CHECKING:
     from i2m2.tuning.tune import Tuner, TuneResult
@@ -39,7 +40,7 @@ def tuned_config(tuner: Tuner) -> dict[str, Any]:
         if base in STAGE2_METHODS:
             methods[base] = methods.get(base, {}) | params
         else:
-            key = method.removeprefix(UNIMODAL_PREFIX) if base == "unimodal" else "inter"
+            key = expert_key(method)
             experts[key] = experts.get(key, {}) | params
     config: dict[str, Any] = dict(plain(run.experiment_options or {}))
     if run.data_dir is not None:

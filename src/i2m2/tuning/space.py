@@ -23,7 +23,7 @@ from typing import Any
 
 from i2m2.errors import UserError
 from i2m2.experiment import StageChanges
-from i2m2.models.methods import STAGE2_METHODS, UNIMODAL_PREFIX, method_base
+from i2m2.models.methods import LOGISTIC, STAGE2_METHODS, UNIMODAL_PREFIX, method_base
 
 # The settings a space may tune, and their type.
 TUNABLE: dict[str, type] = {"lr": float, "weight_decay": float, "momentum": float, "batch_size": int}
@@ -103,8 +103,7 @@ class Space:
         base = method_base(method)
         if base in STAGE2_METHODS:
             return self.finetune | self.finetune_methods.get(base, {})
-        key = method.removeprefix(UNIMODAL_PREFIX) if base == "unimodal" else "inter"
-        return self.pretrain | self.experts.get(key, {})
+        return self.pretrain | self.experts.get(expert_key(method), {})
 
     def texts(self) -> dict[str, Any]:
         """Plain text of every entry (a study's record of its space; ``--print_config``)."""
@@ -114,6 +113,13 @@ class Space:
                 name: {n: d.text() for n, d in dims.items()} for name, dims in getattr(self, key).items()
             }
         return plain
+
+
+def expert_key(method: str) -> str:
+    """The recipe's ``experts`` key of a stage-1 row: its modality, ``logistic``, or ``inter``."""
+    if method_base(method) == "unimodal":
+        return method.removeprefix(UNIMODAL_PREFIX)
+    return LOGISTIC if method == LOGISTIC else "inter"
 
 
 def parse_dimension(name: str, value: Any, where: str) -> Dimension:
@@ -195,13 +201,13 @@ def parse_space(
 
     Args:
         given: the user's entries (a :class:`Space` is returned as is).
-        modalities: the experiment's, the names ``experts`` may use besides ``inter``.
+        modalities: the experiment's, the names ``experts`` may use besides ``inter`` and ``logistic``.
         use_defaults: start from :data:`DEFAULT_SPACE` (else only the given entries are tuned).
     """
     if isinstance(given, Space):
         return given
     space = default_space() if use_defaults else Space()
-    known = {"experts": {*modalities, "inter"}, "finetune_methods": set(STAGE2_METHODS)}
+    known = {"experts": {*modalities, "inter", LOGISTIC}, "finetune_methods": set(STAGE2_METHODS)}
     for path, value in _flat(dict(given or {}), "").items():
         check_space_key(path)
         keys = path.split(".")
