@@ -29,7 +29,11 @@ TIMED: list[tuple[str, str, Part]] = [
     ("lightning.pytorch", "Trainer.fit", "fit: setup and teardown"),
     ("lightning.pytorch", "Trainer.test", "test: setup and teardown"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop.advance", "train: epoch loop"),
-    ("lightning.pytorch.loops.training_epoch_loop", "_TrainingEpochLoop.advance", "train: Lightning per step"),
+    (
+        "lightning.pytorch.loops.training_epoch_loop",
+        "_TrainingEpochLoop.advance",
+        "train: Lightning per step",
+    ),
     ("lightning.pytorch.loops.training_epoch_loop", "_TrainingEpochLoop.on_advance_end", "train: epoch loop"),
     ("i2m2.training.lightning_module", "MethodModule.training_step", "train: model (forward, loss)"),
     ("lightning.pytorch.plugins.precision.precision", "Precision.backward", "train: model (backward)"),
@@ -42,15 +46,31 @@ TIMED: list[tuple[str, str, Part]] = [
     ("i2m2.training.lightning_module", "MethodModule.test_step", "test: model and predictions"),
     ("i2m2.training.lightning_module", "MethodModule.on_test_epoch_end", "test: metrics and logging"),
     ("lightning.pytorch.callbacks.model_checkpoint", "ModelCheckpoint._save_checkpoint", "checkpoint writes"),
-    ("lightning.pytorch.callbacks.model_checkpoint", "ModelCheckpoint._remove_checkpoint", "checkpoint writes"),
-    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "_CheckpointConnector.restore", "test: ckpt load"),
+    (
+        "lightning.pytorch.callbacks.model_checkpoint",
+        "ModelCheckpoint._remove_checkpoint",
+        "checkpoint writes",
+    ),
+    (
+        "lightning.pytorch.trainer.connectors.checkpoint_connector",
+        "_CheckpointConnector.restore",
+        "test: ckpt load",
+    ),
     ("lightning.pytorch.loggers.csv_logs", "CSVLogger.log_metrics", "CSV logging"),
     ("lightning.pytorch.loggers.csv_logs", "CSVLogger.save", "CSV logging"),
-    ("lightning.pytorch.callbacks.early_stopping", "EarlyStopping._run_early_stopping_check", "early stopping"),
+    (
+        "lightning.pytorch.callbacks.early_stopping",
+        "EarlyStopping._run_early_stopping_check",
+        "early stopping",
+    ),
     ("i2m2.training.fit", "gather_predictions", "test: gather predictions"),
 ]
-# Optional targets (they exist in some versions of i2m2 only).
-OPTIONAL = {"i2m2.training.fit:BestWeights.on_validation_end": "keep best weights (memory)"}
+# Targets that exist in some versions of i2m2 only (the profile runs on the code before and after changes).
+OPTIONAL = {
+    "i2m2.training.fit:BestCheckpoint._save_checkpoint": "best checkpoint",
+    "i2m2.training.fit:BestCheckpoint.write": "best checkpoint",
+    "i2m2.training.fit:Curve.write": "CSV logging",
+}
 
 
 class Timers:
@@ -151,7 +171,9 @@ def table(profiles: dict[str, dict[str, Any]]) -> list[str]:
             s = p["parts_s"].get(part)
             cells.append("" if s is None else f"{s * 1000:.0f} ms ({s / p['whole_s']:.0%})")
         lines.append(f"| {part} | " + " | ".join(cells) + " |")
-    lines.append("| **whole** | " + " | ".join(f"{p['whole_s'] * 1000:.0f} ms" for p in profiles.values()) + " |")
+    lines.append(
+        "| **whole** | " + " | ".join(f"{p['whole_s'] * 1000:.0f} ms" for p in profiles.values()) + " |"
+    )
     return lines
 
 

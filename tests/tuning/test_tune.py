@@ -88,7 +88,7 @@ def test_a_stopped_tune_continues_to_the_same_best_trial_as_one_that_ran_through
 def test_more_trials_continue_the_same_study_and_a_reference_runs_in_worker_processes(tmp_path):
     space = FIXED | {"pretrain.lr": "0.01,0.1,0.3"}
     ref = ExperimentRef.of(TINY)
-    kwargs = {"space": space, "methods": ["unimodal:m0"], "executor": "processes", "workers": 2}
+    kwargs = {"space": space, "methods": ["unimodal:m0"], "executor": "processes", "workers": 1}
     first = tune_experiment(ref, tmp_path, trials=2, **kwargs)
     assert first.best["unimodal:m0"].finished == 2
     second = tune_experiment(ref, tmp_path, trials=3, **kwargs)

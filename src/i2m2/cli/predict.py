@@ -1,8 +1,12 @@
 """``i2m2 predict RUN --method i2m2 --input FILE_OR_DIR --out predictions.csv``: a trained job on new data.
 
 The input is the experiment's raw form as arrays: an ``.npz`` file with one array per modality (the
-``features`` route's own files work as they are; a ``labels`` array is copied to the output), or a folder
-of ``<modality>.npy`` files. ``--missing MODALITY`` predicts as if that modality were absent; all-NaN rows
+``features`` route's own files work as they are; a ``labels`` array is copied to the output), a folder
+of ``<modality>.npy`` files, or the experiment's own files where its saved preprocessing names them (its
+``reader``): AV-MNIST's folder layout (``image/NAME_data.npy``, ``audio/NAME_data.npy``,
+``NAME_labels.npy``, with ``--split NAME``, default ``test``), MIMIC's ``im.pk`` (or its folder), an
+easy-VQA folder (``questions.json`` of ``[question, answer, image id]`` and ``images/<id>.png``).
+``--missing MODALITY`` predicts as if that modality were absent; all-NaN rows
 mark it absent for single examples. The output has one row per example: the predicted class and each
 class's probability.
 """
@@ -52,10 +56,17 @@ def predict_command(argv: list[str]) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     parser.add_argument("--missing", type=str, nargs="+", default=[], help="modalities to treat as absent")
+    parser.add_argument(
+        "--split",
+        type=str,
+        default="test",
+        help="the NAME of files named by split (AV-MNIST's NAME_data.npy)",
+    )
     parser.add_argument("--batch_size", type=int, default=4096, help="examples per forward pass")
     values = parser.parse_args(underscored(argv, ["batch_size"]))
     predictor = load_predictor(values)
-    arrays = read_inputs(values.input)
+    reader = predictor.preprocessing.extra.get("reader")
+    arrays = read_inputs(values.input, reader, values.split, predictor.classes)
     labels = arrays.pop(LABELS, None)
     known = list(predictor.preprocessing.modalities)
     for modality in values.missing:
@@ -68,22 +79,95 @@ def predict_command(argv: list[str]) -> int:
     return 0
 
 
-def read_inputs(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file or of a folder's ``<modality>.npy`` files (never unpickled)."""
+def read_inputs(
+    path: Path, reader: Any = None, split: str = "test", classes: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays of the experiment's own files (``reader``: plain data saved with the job), else of an
+    ``.npz`` file or of a folder's ``<modality>.npy`` files (never unpickled)."""
+    kind = reader.get("kind") if isinstance(reader, dict) else None
+    if kind == "vqa-questions" and (path / str(reader["questions"])).is_file():
+        return _questions(path, reader, classes or [])
+    if kind == "npy-files" and path.is_dir():
+        arrays = _npy_layout(path, reader, split)
+        if arrays:
+            return arrays
+    if kind == "pickle-arrays":
+        file = path / str(reader["file"]) if path.is_dir() else path
+        if file.is_file() and file.suffix.lower() not in (".npz", ".npy"):
+            return _pickled_arrays(file, reader)
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
         if not files:
             raise DataError(f"--input {path}: no <modality>.npy files in the folder")
-        arrays = {}
-        for file in files:
-            try:
-                arrays[file.stem] = np.load(file, allow_pickle=False)
-            except (OSError, ValueError) as err:
-                raise DataError(f"--input {file}: not a readable .npy array ({err})") from None
-        return arrays
+        return {file.stem: _load_npy(file) for file in files}
     from i2m2.data.safe_npz import read_npz_arrays
 
     return read_npz_arrays(path, "one array per modality (and optionally 'labels')")
+
+
+def _load_npy(file: Path) -> np.ndarray:
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"--input {file}: not a readable .npy array ({err})") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"--input {file}: expected one .npy array, got {type(array).__name__}")
+    return array
+
+
+def _npy_layout(folder: Path, reader: dict[str, Any], split: str) -> dict[str, np.ndarray]:
+    """The modalities (and labels) of ``split`` in a folder of the experiment's layout; a modality whose
+    file is missing is absent. Empty when the folder holds none of the split's modality files."""
+    named = {m: folder / str(f).format(split=split) for m, f in reader["modalities"].items()}
+    arrays = {m: _load_npy(file) for m, file in named.items() if file.is_file()}
+    labels = folder / str(reader.get("labels", "")).format(split=split)
+    if arrays and reader.get("labels") and labels.is_file():
+        arrays[LABELS] = _load_npy(labels).reshape(-1)
+    return arrays
+
+
+def _questions(folder: Path, reader: dict[str, Any], classes: list[str]) -> dict[str, np.ndarray]:
+    """Question strings and image paths (and labels where the answers are known classes) of a folder in
+    the easy-VQA package's layout."""
+    import json
+
+    file = folder / str(reader["questions"])
+    try:
+        rows = json.loads(file.read_text())
+        questions = [str(r[0]) for r in rows]
+        answers = [r[1] if len(r) == 3 else None for r in rows]
+        ids = [int(r[-1]) for r in rows]
+    except (OSError, ValueError, TypeError, IndexError, KeyError) as err:
+        raise DataError(
+            f"--input {file}: expected a JSON list of [question, answer, image id] ({err})"
+        ) from None
+    if not rows:
+        raise DataError(f"--input {file}: no questions")
+    images = [str(folder / str(reader["image"]).format(id=i)) for i in ids]
+    arrays = {"question": np.array(questions, dtype=object), "image": np.array(images, dtype=object)}
+    index = {c: i for i, c in enumerate(classes)}
+    if all(a in index for a in answers):
+        arrays[LABELS] = np.array([index[a] for a in answers], dtype=np.int64)
+    return arrays
+
+
+def _pickled_arrays(file: Path, reader: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The modality arrays of a pickled dict (MIMIC's ``im.pk``), read with the restricted unpickler."""
+    from i2m2.data.safe_pickle import safe_load_pickle
+
+    keys = {m: str(k) for m, k in reader["modalities"].items()}
+    data = safe_load_pickle(file)
+    if not isinstance(data, dict):
+        raise DataError(f"--input {file}: expected a dict of arrays with keys {sorted(keys.values())}")
+    arrays = {m: data[k] for m, k in keys.items() if k in data}
+    if not arrays:
+        raise DataError(
+            f"--input {file}: none of the keys {sorted(keys.values())}; found {sorted(map(str, data))}"
+        )
+    for m, array in arrays.items():
+        if not isinstance(array, np.ndarray):
+            raise DataError(f"--input {file}: '{keys[m]}' must be a numpy array, got {type(array).__name__}")
+    return arrays
 
 
 def write_csv(path: Path, probabilities: np.ndarray, classes: list[str], labels: np.ndarray | None) -> None:

@@ -14,6 +14,7 @@ real data, the same proportion for files of any other size); the test files are 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,11 +64,34 @@ def load_avmnist(root: Path, seed: int = 0, val_fraction: float = VAL_FRACTION) 
     val = MultimodalDataset({"image": image[cut:], "audio": audio[cut:]}, labels[cut:])
     image, audio, labels = splits["test"]
     test = MultimodalDataset({"image": image, "audio": audio}, labels)
-    unsupported = (
-        "avmnist: raw 0..255 images and spectrograms are not supported by i2m2 predict/export/serve yet (the "
-        "/255 scaling and reshaping are not saved with the run); feed model-ready tensors to predictor.graph"
-    )
-    return DataSplits(train, val, test, NUM_CLASSES, preprocessing={"unsupported": unsupported})
+    return DataSplits(train, val, test, NUM_CLASSES, preprocessing=avmnist_preprocessing())
+
+
+def avmnist_preprocessing() -> dict[str, Any]:
+    """What :func:`load_avmnist` does to raw rows, as plain values saved with each job: the accepted raw
+    shapes, the 0..255 range, the /255 scaling and the channel axis; and where ``i2m2 predict`` finds the
+    arrays in a folder of this layout (``--split NAME`` reads ``image/NAME_data.npy``, ...)."""
+
+    def modality(size: int) -> dict[str, Any]:
+        flat, square = [size * size], [size, size]
+        return {
+            "shape": flat if size == IMAGE_SIZE else square,
+            "also_shapes": [square if size == IMAGE_SIZE else flat, [1, size, size]],
+            "dtype": "float32",
+            "bounds": [-SLACK, 255 + SLACK],
+            "standardize": {"scale": [255.0], "mean": [0.0], "std": [1.0]},
+            "model_shape": [1, size, size],
+        }
+
+    return {
+        "inputs": {"image": modality(IMAGE_SIZE), "audio": modality(AUDIO_SIZE)},
+        "classes": [str(c) for c in range(NUM_CLASSES)],
+        "reader": {
+            "kind": "npy-files",
+            "modalities": {"image": "image/{split}_data.npy", "audio": "audio/{split}_data.npy"},
+            "labels": "{split}_labels.npy",
+        },
+    }
 
 
 def _load_split(root: Path, split: str) -> tuple[Tensor, Tensor, Tensor]:

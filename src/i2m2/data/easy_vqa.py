@@ -145,14 +145,39 @@ def load_easy_vqa(
             dataset = dataset.subset(torch.randperm(len(dataset), generator=generator)[:limit].sort().values)
         data[split] = dataset
     train, val = _split_by_image(data["train"], val_fraction, generator)
-    unsupported = (
-        "easy-vqa: raw images and questions are not supported by i2m2 predict/export/serve yet (the image "
-        "decoding and question vocabulary are not saved with the run); feed model-ready tensors to "
-        "predictor.graph"
-    )
     return DataSplits(
-        train, val, data["test"], NUM_CLASSES, preprocessing={"classes": answers, "unsupported": unsupported}
+        train, val, data["test"], NUM_CLASSES, preprocessing=easy_vqa_preprocessing(vocab, answers)
     )
+
+
+def easy_vqa_preprocessing(vocab: Vocabulary, answers: Sequence[str]) -> dict[str, Any]:
+    """What :func:`load_easy_vqa` does to a raw question and image, as plain values saved with each job:
+    the training vocabulary and tokenizer, the image size and /255 scaling, the answer names; and the
+    package's file layout (``questions.json`` of ``[question, answer, image id]``, ``images/<id>.png``),
+    which ``i2m2 predict`` reads."""
+    side = [IMAGE_SIZE, IMAGE_SIZE]
+    image = {
+        "shape": [3, *side],
+        "dtype": "uint8",
+        "bounds": [0.0, 255.0],
+        "standardize": {"scale": [255.0], "mean": [0.0], "std": [1.0]},
+        "model_shape": [3, *side],
+        "image_file": {"size": side},
+    }
+    question = {
+        "shape": [MAX_QUESTION_LENGTH],
+        "dtype": "int64",
+        "bounds": [0, len(vocab) - 1],
+        "text": {
+            "words": vocab.words,
+            "pattern": _WORD.pattern,
+            "lowercase": True,
+            "unknown": UNK,
+            "pad": PAD,
+        },
+    }
+    reader = {"kind": "vqa-questions", "questions": "questions.json", "image": "images/{id}.png"}
+    return {"inputs": {"image": image, "question": question}, "classes": list(answers), "reader": reader}
 
 
 def answer_groups(answers: Sequence[str]) -> list[int]:

@@ -92,17 +92,37 @@ def load_mimic(path: Path, task: str, seed: int = 0) -> DataSplits:
             torch.from_numpy(labels[rows]),
         )
 
-    unsupported = (
-        "mimic: raw records are not supported by i2m2 predict/export/serve yet (the imputation and training "
-        "statistics are not saved with the run); feed model-ready tensors to predictor.graph"
-    )
+    stats = {"static": (static_mean, static_std), "timeseries": (series_mean, series_std)}
     return DataSplits(
         subset(parts["train"]),
         subset(parts["val"]),
         subset(parts["test"]),
         TASKS[task],
-        preprocessing={"unsupported": unsupported},
+        preprocessing=mimic_preprocessing(stats),
     )
+
+
+def mimic_preprocessing(stats: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """What :func:`load_mimic` does to raw records, as plain values saved with each job: NaN/inf -> 0, then
+    the training split's mean and std (per static feature; per measurement, over all hours); and which
+    ``im.pk`` key holds each modality, so ``i2m2 predict`` reads that file as it is."""
+    shapes = {"static": _SHAPES["adm_features_all"], "timeseries": _SHAPES["ep_tdata"]}
+    inputs = {
+        m: {
+            "shape": list(shapes[m]),
+            "dtype": "float32",
+            "impute": 0.0,
+            "standardize": {"scale": [1.0], "mean": mean.tolist(), "std": std.tolist()},
+            "model_shape": list(shapes[m]),
+        }
+        for m, (mean, std) in stats.items()
+    }
+    reader = {
+        "kind": "pickle-arrays",
+        "file": FILE_NAME,
+        "modalities": {"static": "adm_features_all", "timeseries": "ep_tdata"},
+    }
+    return {"inputs": inputs, "reader": reader}
 
 
 def task_labels(arrays: dict[str, np.ndarray], task: str, file: Path | str = FILE_NAME) -> np.ndarray:

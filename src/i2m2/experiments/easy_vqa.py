@@ -8,7 +8,7 @@ two CPU cores. Measured results, commands and wall times: ``docs/easy-vqa.md``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 from i2m2.catalog import register_experiment
 from i2m2.data.easy_vqa import GROUP_NAMES, MODALITIES, NUM_CLASSES, load_easy_vqa, vocabulary
 from i2m2.data.multimodal_dataset import DataSplits
+from i2m2.errors import UserError
 from i2m2.experiment import Experiment, Recipe, StageConfig
 from i2m2.models.encoders.cnn import SmallCNN
 from i2m2.models.encoders.text import QuestionEncoder
@@ -68,20 +69,26 @@ def easy_vqa_late_fusion(modalities: tuple[str, ...], num_classes: int, group: s
     return LateFusion(encoders, MLP(features, [FUSION_HIDDEN], num_classes))
 
 
-def load_data(group: str, data_dir: Path | None, seed: int) -> DataSplits:
+def load_data(group: str, data_dir: Path | None, seed: int, limit: int | None = None) -> DataSplits:
     del group, data_dir  # one comparison; the data ships with the package
-    return load_easy_vqa(seed)
+    return load_easy_vqa(seed, limit=limit)
 
 
 @register_experiment("easy-vqa")
-def easy_vqa() -> Experiment:
-    """easy-VQA: image-only, question-only, intra, inter (late fusion) and I2M2 on the packaged data."""
+def easy_vqa(limit: int | None = None) -> Experiment:
+    """easy-VQA: image-only, question-only, intra, inter (late fusion) and I2M2 on the packaged data.
+
+    Args:
+        limit: keep at most this many training and test questions (a seeded choice): quick looks, tests.
+    """
+    if limit is not None and limit < 2:
+        raise UserError(f"--limit: expected at least 2 questions, got {limit}")
     return Experiment(
         name="easy-vqa",
         description="easy-VQA: questions about 64x64 images of one coloured shape (13 answers)",
         modalities=MODALITIES,
         num_classes=NUM_CLASSES,
-        load_data=load_data,
+        load_data=load_data if limit is None else partial(load_data, limit=limit),
         build_unimodal=easy_vqa_unimodal_classifier,
         build_inter={"lf": easy_vqa_late_fusion},
         recipe=Recipe(pretrain=PRETRAIN, finetune=FINETUNE),

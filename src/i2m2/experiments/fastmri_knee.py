@@ -281,10 +281,10 @@ def fastmri_knee(
             modalities=modalities,
         )
     except DataError as err:
-        size = phantom_size(data_dir) if preset != "cpu" else None
+        size = phantom_size(data_dir)
         if size is None:
             raise
-        # The phantom with the paper's crop 320: say the one command that fits it.
+        # The phantom with the paper's crop 320 (or a crop its size cannot give): the one command that fits.
         raise DataError(
             f"{err}. {data_dir} holds i2m2's simulated phantom ({size}x{size} images): train on it with "
             f"'{phantom_run_command(data_dir, size)}'"

@@ -110,8 +110,7 @@ def _onnx(predictor: Predictor, graph: ExportGraph, inputs: tuple[Tensor, ...], 
 
 
 def _raw_dtype(predictor: Predictor, modality: str) -> torch.dtype:
-    spec = predictor.preprocessing.inputs[modality]
-    return torch.float32 if spec.standardize is not None else getattr(torch, spec.dtype)
+    return getattr(torch, predictor.preprocessing.inputs[modality].input_dtype)
 
 
 def run_onnx(path: Path | str, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
@@ -133,15 +132,16 @@ def random_inputs(predictor: Predictor, batch: int, seed: int = 0) -> dict[str, 
         spec = predictor.preprocessing.inputs[m]
         shape = (batch, *spec.shape)
         if spec.standardize is not None:
-            s = spec.standardize
-            center = torch.tensor(s.mean, dtype=torch.float64) * torch.tensor(s.scale, dtype=torch.float64)
-            spread = torch.tensor(s.std, dtype=torch.float64) * torch.tensor(s.scale, dtype=torch.float64)
+            scale, mean, std = (torch.from_numpy(v) for v in spec.standardize.expanded(spec.shape))
+            center, spread = mean * scale, std * scale
             noise = torch.randn(batch, spec.size, generator=generator, dtype=torch.float64)
             out[m] = (center + noise * spread).float().reshape(shape)
         elif spec.dtype.startswith(("float", "bfloat")):
             out[m] = torch.randn(shape, generator=generator).to(getattr(torch, spec.dtype))
         else:
             out[m] = torch.zeros(shape, dtype=getattr(torch, spec.dtype))
+        if spec.bounds is not None:
+            out[m] = out[m].clamp(*spec.bounds)
     return out
 
 

@@ -49,7 +49,7 @@ class PredictorAPI(ls.LitAPI):
         for m in predictor.modalities:
             rows = np.array([m in e for e in examples])
             if rows.any():
-                dtype = "float32" if spec[m].standardize is not None else spec[m].dtype
+                dtype = spec[m].input_dtype
                 zero = np.zeros(spec[m].shape, dtype=dtype)
                 arrays[m] = np.stack([np.asarray(e.get(m, zero), dtype=dtype) for e in examples])
                 present[m] = rows

@@ -8,7 +8,10 @@ in Eq. (3) over the experts present. An example with no modality at all gets the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -21,6 +24,44 @@ from i2m2.inference.preprocessing import Preprocessing
 from i2m2.models.i2m2 import I2M2
 
 NUMERIC = "biuf"
+
+
+def tokenize(modality: str, texts: np.ndarray, text: dict[str, Any], length: int) -> np.ndarray:
+    """Strings -> ``(N, length)`` int64 token ids, as the experiment's vocabulary encoded training data."""
+    pattern = re.compile(text["pattern"])
+    index = {w: i for i, w in enumerate(text["words"])}
+    ids = np.full((len(texts), length), text["pad"], dtype=np.int64)
+    for row, value in enumerate(texts):
+        if not isinstance(value, str):
+            raise UserError(f"modality '{modality}' row {row}: expected a string, got {type(value).__name__}")
+        words = pattern.findall(value.lower() if text["lowercase"] else value)
+        tokens = [index.get(w, text["unknown"]) for w in words][:length]
+        ids[row, : len(tokens)] = tokens
+    return ids
+
+
+def decode_images(modality: str, paths: np.ndarray, size: list[int]) -> np.ndarray:
+    """Image file paths -> ``(N, 3, H, W)`` uint8 RGB; a missing, unreadable or mis-sized file: one error."""
+    from i2m2.data.image_files import open_image
+    from i2m2.errors import DataError
+
+    out = np.empty((len(paths), 3, *size), dtype=np.uint8)
+    for row, path in enumerate(paths):
+        if not isinstance(path, str | PathLike):
+            raise UserError(
+                f"modality '{modality}' row {row}: expected an image file path, got {type(path).__name__}"
+            )
+        try:
+            pixels = np.asarray(open_image(Path(path)), dtype=np.uint8)
+        except DataError as err:
+            raise UserError(f"modality '{modality}' row {row}: {err}") from None
+        if pixels.shape[:2] != tuple(size):
+            raise UserError(
+                f"modality '{modality}' row {row}: {path} is {pixels.shape[1]}x{pixels.shape[0]}; expected "
+                f"{size[1]}x{size[0]} images"
+            )
+        out[row] = pixels.transpose(2, 0, 1)
+    return out
 
 
 class Predictor:
@@ -85,12 +126,13 @@ class Predictor:
 
         Args:
             inputs: modality -> array ``(N, *shape)`` in the experiment's raw form (what its data files
-                hold); a modality left out is absent for every example.
+                hold), or ``(N,)`` strings where the experiment reads text (questions) or image files
+                (paths); a modality left out is absent for every example.
             present: optional modality -> bool ``(N,)``; False leaves that modality's experts out.
             experts: also return each expert's log-probabilities (NaN where it was left out).
             batch_size: examples per forward pass.
         """
-        tensors, masks, size = self.prepare(inputs, present)
+        tensors, masks, size = self.prepare(inputs, present, exact=True)
         out: list[Tensor] = []
         expert_out: dict[str, list[Tensor]] = {n: [] for n in self.graph.expert_names}
         with torch.inference_mode():
@@ -110,10 +152,14 @@ class Predictor:
         return probabilities, {n: torch.cat(v).numpy() for n, v in expert_out.items() if v}
 
     def prepare(
-        self, inputs: Mapping[str, Any], present: Mapping[str, Any] | None = None
+        self, inputs: Mapping[str, Any], present: Mapping[str, Any] | None = None, exact: bool = False
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], int]:
         """Raw inputs checked and turned into the graph's tensors and presence masks (one error naming
-        the modality and what was expected for anything else)."""
+        the modality and what was expected for anything else).
+
+        ``exact`` keeps float64 raw values of a computed-on modality in float64, so they standardize as the
+        float64 readers did at training time; otherwise every such modality is float32, the exported
+        graphs' input type."""
         if self.preprocessing.unsupported:
             raise UserError(self.preprocessing.unsupported)
         if not isinstance(inputs, Mapping):
@@ -136,7 +182,7 @@ class Predictor:
         masks: dict[str, Tensor] = {}
         for m in self.modalities:
             spec = self.preprocessing.inputs[m]
-            dtype = torch.float32 if spec.standardize is not None else getattr(torch, spec.dtype)
+            dtype = getattr(torch, spec.input_dtype)
             if m not in arrays:
                 tensors[m] = torch.zeros((size, *spec.shape), dtype=dtype)
                 masks[m] = torch.zeros(size, dtype=torch.bool)
@@ -146,10 +192,9 @@ class Predictor:
             if array.dtype.kind == "f":
                 finite = np.isfinite(array).reshape(size, -1)
                 if not finite.all():
-                    rows = finite.any(1)
                     nan_rows = np.isnan(array).reshape(size, -1).all(1)
                     bad = np.flatnonzero(~finite.all(1) & ~nan_rows)
-                    if len(bad):
+                    if len(bad) and spec.impute is None:
                         raise UserError(
                             f"modality '{m}' row {int(bad[0])}: holds NaN or infinite values; expected "
                             "finite values, or all NaN to mark the modality absent for that example"
@@ -157,6 +202,10 @@ class Predictor:
                     rows = ~nan_rows
             if present is not None and m in present:
                 rows = rows & self._mask(m, present[m], size)
+            if spec.bounds is not None:
+                self._check_bounds(m, array, rows, spec.bounds)
+            if exact and array.dtype == np.float64 and spec.input_dtype.startswith("float"):
+                dtype = torch.float64
             tensors[m] = torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
             masks[m] = torch.from_numpy(rows)
         return tensors, masks, size
@@ -167,16 +216,41 @@ class Predictor:
             array = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
         except (ValueError, TypeError) as err:
             raise UserError(f"modality '{modality}': not an array ({err})") from None
+        if array.dtype.kind in "UO" and array.ndim == 1:
+            if spec.text is not None:
+                array = tokenize(modality, array, spec.text, spec.shape[0])
+            elif spec.image_file is not None:
+                array = decode_images(modality, array, spec.image_file["size"])
         if array.dtype.kind not in NUMERIC:
             raise UserError(
                 f"modality '{modality}': expected numbers ({spec.dtype}), got an array of {array.dtype}"
             )
         if array.dtype.kind == "f" and spec.dtype.startswith(("int", "uint", "bool")):
             raise UserError(f"modality '{modality}': expected {spec.dtype} values, got {array.dtype}")
-        if array.shape[1:] != spec.shape or array.ndim == 0:
-            expected = ", ".join(["N", *map(str, spec.shape)])
-            raise UserError(f"modality '{modality}': expected shape ({expected}), got {array.shape}")
-        return array
+        if array.ndim == 0 or array.shape[1:] not in (spec.shape, *spec.also_shapes):
+            expected = " or ".join(
+                "(" + ", ".join(["N", *map(str, s)]) + ")" for s in (spec.shape, *spec.also_shapes)
+            )
+            raise UserError(f"modality '{modality}': expected shape {expected}, got {array.shape}")
+        return array.reshape(len(array), *spec.shape)
+
+    @staticmethod
+    def _check_bounds(
+        modality: str, array: np.ndarray, rows: np.ndarray, bounds: tuple[float, float]
+    ) -> None:
+        """Values of present rows outside the experiment's raw range (e.g. 0..1 images fed to a model that
+        divides 0..255 ones by 255) are refused rather than predicted on silently."""
+        low, high = bounds
+        flat = array.reshape(len(array), -1)
+        with np.errstate(invalid="ignore"):
+            outside = ((flat < low) | (flat > high)).any(1) & rows
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            values = flat[row][np.isfinite(flat[row])] if flat.dtype.kind == "f" else flat[row]
+            raise UserError(
+                f"modality '{modality}' row {row}: values {values.min():g}..{values.max():g} outside the "
+                f"experiment's raw range {low:g}..{high:g}"
+            )
 
     @staticmethod
     def _mask(modality: str, value: Any, size: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -28,20 +29,58 @@ DTYPES = ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
 
 @dataclass
 class Standardize:
-    """``(x / scale - mean) / std`` per feature of the flattened input (the ``features`` route's)."""
+    """``(x / scale - mean) / std`` on the flattened input (z-scores; AV-MNIST's /255 with scale 255).
+
+    Each list holds one value for every feature, one per position of the last axis (broadcast over the
+    others, as MIMIC's per-measurement statistics are), or a single value for all (AV-MNIST's 255).
+    """
 
     scale: list[float]
     mean: list[float]
     std: list[float]
 
+    def expanded(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(scale, mean, std)`` as float64 vectors of one value per feature of ``shape``."""
+        size = int(np.prod(shape, dtype=np.int64))
+        out = []
+        for name in ("scale", "mean", "std"):
+            values = np.asarray(getattr(self, name), dtype=np.float64)
+            if values.ndim != 1 or len(values) not in (1, size, shape[-1] if shape else 1):
+                raise ValueError(
+                    f"standardize {name} has {values.size} values; expected 1, {size} (one per feature) "
+                    f"or {shape[-1] if shape else 1} (one per position of the last axis)"
+                )
+            out.append(np.broadcast_to(values, shape).reshape(-1) if len(values) != size else values)
+        return out[0], out[1], out[2]
+
 
 @dataclass
 class ModalityInput:
-    """One modality's raw per-example ``shape`` and ``dtype``, and how it is standardized (if at all)."""
+    """One modality's raw per-example form and the steps that make it the model's input.
+
+    Steps, in order (each optional): non-finite values replaced by ``impute`` (MIMIC's NaN -> 0; an all-NaN
+    row still marks the modality absent), ``standardize`` (flattens), a reshape to ``model_shape``.
+
+    Attributes:
+        shape: the raw per-example shape; ``also_shapes`` lists others of the same size it accepts.
+        dtype: the raw dtype (kept as it is when nothing transforms it: token ids, masks).
+        bounds: ``(low, high)`` raw values must lie in (AV-MNIST's 0..255, with slack).
+        text: for token-id modalities, how strings become ids (``words``: the vocabulary, id = position;
+            ``pattern``: the regular expression of a word; ``lowercase``; ``unknown`` and ``pad`` ids;
+            at most ``shape[0]`` tokens): questions may then be given as strings.
+        image_file: for image modalities, ``{"size": [H, W]}``: image file paths are decoded to RGB
+            ``(3, H, W)`` uint8 (a file of another size is refused, as at training time).
+    """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
     standardize: Standardize | None = None
+    also_shapes: tuple[tuple[int, ...], ...] = ()
+    impute: float | None = None
+    bounds: tuple[float, float] | None = None
+    model_shape: tuple[int, ...] | None = None
+    text: dict[str, Any] | None = None
+    image_file: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
@@ -49,6 +88,86 @@ class ModalityInput:
         for d in self.shape:
             n *= d
         return n
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype raw values are cast to before the transform (float32 when one computes on them)."""
+        return "float32" if self.standardize is not None or self.impute is not None else self.dtype
+
+    def to_plain(self) -> dict[str, Any]:
+        plain: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype}
+        if self.standardize is not None:
+            plain["standardize"] = vars(self.standardize)
+        if self.also_shapes:
+            plain["also_shapes"] = [list(s) for s in self.also_shapes]
+        if self.impute is not None:
+            plain["impute"] = self.impute
+        if self.bounds is not None:
+            plain["bounds"] = list(self.bounds)
+        if self.model_shape is not None:
+            plain["model_shape"] = list(self.model_shape)
+        if self.text is not None:
+            plain["text"] = self.text
+        if self.image_file is not None:
+            plain["image_file"] = self.image_file
+        return plain
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any], modality: str) -> ModalityInput:
+        """Read :meth:`to_plain`'s form (``dtype`` defaults to float32); ValueError for anything else."""
+        dtype = data.get("dtype", "float32")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} of '{modality}' is not one of {DTYPES}")
+        s = data.get("standardize")
+        standardize = None if s is None else Standardize(*(list(map(float, s[k])) for k in STATS))
+        bounds = data.get("bounds")
+        model_shape = data.get("model_shape")
+        spec = cls(
+            _shape(data["shape"]),
+            dtype,
+            standardize,
+            tuple(_shape(a) for a in data.get("also_shapes", ())),
+            None if data.get("impute") is None else float(data["impute"]),
+            None if bounds is None else (float(bounds[0]), float(bounds[1])),
+            None if model_shape is None else _shape(model_shape),
+            _text(data.get("text")),
+            _image_file(data.get("image_file")),
+        )
+        if standardize is not None:
+            try:
+                standardize.expanded(spec.shape)
+            except ValueError as err:
+                raise ValueError(
+                    f"the statistics of '{modality}' do not match its shape {spec.shape}: {err}"
+                ) from None
+        for other in (*spec.also_shapes, *([] if spec.model_shape is None else [spec.model_shape])):
+            if int(np.prod(other, dtype=np.int64)) != spec.size:
+                raise ValueError(f"shape {other} of '{modality}' does not hold its {spec.size} values")
+        return spec
+
+
+STATS = ("scale", "mean", "std")
+
+
+def _text(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    words = [str(w) for w in value["words"]]
+    return {
+        "words": words,
+        "pattern": str(value["pattern"]),
+        "lowercase": bool(value.get("lowercase", False)),
+        "unknown": int(value["unknown"]),
+        "pad": int(value["pad"]),
+    }
+
+
+def _image_file(value: Any) -> dict[str, Any] | None:
+    return None if value is None else {"size": [int(d) for d in value["size"]]}
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in value)
 
 
 @dataclass
@@ -72,11 +191,7 @@ class Preprocessing:
         return tuple(self.inputs)
 
     def to_plain(self) -> dict[str, Any]:
-        inputs = {
-            m: {"shape": list(i.shape), "dtype": i.dtype}
-            | ({} if i.standardize is None else {"standardize": vars(i.standardize)})
-            for m, i in self.inputs.items()
-        }
+        inputs = {m: i.to_plain() for m, i in self.inputs.items()}
         plain = {"format": FORMAT, "inputs": inputs, "classes": self.classes}
         return plain | ({"unsupported": self.unsupported} if self.unsupported else {}) | self.extra
 
@@ -86,15 +201,7 @@ class Preprocessing:
         try:
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError(f"expected a dict with format {FORMAT}")
-            inputs = {}
-            for m, i in data["inputs"].items():
-                if i["dtype"] not in DTYPES:
-                    raise ValueError(f"dtype {i['dtype']!r} of '{m}' is not one of {DTYPES}")
-                s = i.get("standardize")
-                standardize = None if s is None else Standardize(s["scale"], s["mean"], s["std"])
-                inputs[m] = ModalityInput(tuple(int(d) for d in i["shape"]), i["dtype"], standardize)
-                if standardize and not len(standardize.mean) == len(standardize.std) == inputs[m].size:
-                    raise ValueError(f"the statistics of '{m}' do not match its shape {inputs[m].shape}")
+            inputs = {m: ModalityInput.from_plain(i, m) for m, i in data["inputs"].items()}
             classes = [str(c) for c in data["classes"]]
             extra = {k: v for k, v in data.items() if k not in ("format", "inputs", "classes", "unsupported")}
             return cls(inputs, classes, data.get("unsupported"), extra)
@@ -126,9 +233,7 @@ def of_splits(splits: Any, modalities: tuple[str, ...], num_classes: int) -> Pre
     inputs = {}
     for m in modalities:
         if m in given:
-            s = given[m].get("standardize")
-            standardize = None if s is None else Standardize(*(s[k] for k in ("scale", "mean", "std")))
-            inputs[m] = ModalityInput(tuple(given[m]["shape"]), given[m].get("dtype", "float32"), standardize)
+            inputs[m] = ModalityInput.from_plain(given[m], m)
         elif m in example:
             inputs[m] = ModalityInput(tuple(example[m].shape), str(example[m].dtype).removeprefix("torch."))
     classes = [str(c) for c in stated.get("classes", range(num_classes))]
@@ -139,28 +244,37 @@ def of_splits(splits: Any, modalities: tuple[str, ...], num_classes: int) -> Pre
 class InputTransform(nn.Module):
     """One modality's raw batch ``(B, *shape)`` -> the model's input, absent rows zero-filled.
 
-    Standardized modalities are flattened and standardized in float32 (the statistics are buffers, so they
-    travel inside an exported graph); others are cast to their training dtype. Zero-filling after the
-    transform keeps an absent row's content (NaN, garbage) out of every present row's result.
+    The steps of :class:`ModalityInput`: imputation, standardization (flattening; the statistics are float64
+    buffers, so they travel inside an exported graph, applied in the input's float precision: float64 raw
+    values standardize as the float64 readers did), reshaping; a modality without steps is cast to its
+    training dtype. Zero-filling after the transform keeps an absent row's content (NaN, garbage) out of
+    every present row's result.
     """
 
     def __init__(self, spec: ModalityInput) -> None:
         super().__init__()
         self.dtype = getattr(torch, spec.dtype)
-        s = spec.standardize
-        self.standardized = s is not None
+        self.impute = spec.impute
+        self.model_shape = spec.model_shape
+        self.standardized = spec.standardize is not None
         self.scale: Tensor
         self.mean: Tensor
         self.std: Tensor
-        if s is not None:
-            self.register_buffer("scale", torch.tensor(s.scale, dtype=torch.float64).float())
-            self.register_buffer("mean", torch.tensor(s.mean, dtype=torch.float64).float())
-            self.register_buffer("std", torch.tensor(s.std, dtype=torch.float64).float())
+        if spec.standardize is not None:
+            for name, values in zip(STATS, spec.standardize.expanded(spec.shape), strict=True):
+                self.register_buffer(name, torch.from_numpy(np.array(values, dtype=np.float64)))
 
     def forward(self, x: Tensor, present: Tensor) -> Tensor:
+        if self.impute is not None:
+            x = x if x.dtype == torch.float64 else x.float()
+            x = torch.where(torch.isfinite(x), x, torch.full_like(x, self.impute))
         if self.standardized:
-            x = (x.flatten(1).float() / self.scale - self.mean) / self.std
+            x = x.flatten(1)
+            x = x if x.dtype == torch.float64 else x.float()
+            x = ((x / self.scale.to(x.dtype) - self.mean.to(x.dtype)) / self.std.to(x.dtype)).float()
         else:
             x = x.to(self.dtype)
+        if self.model_shape is not None:
+            x = x.reshape(-1, *self.model_shape)
         rows = present.view(-1, *[1] * (x.dim() - 1))
         return torch.where(rows, x, torch.zeros_like(x))

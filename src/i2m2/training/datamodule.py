@@ -54,12 +54,14 @@ class SplitsDataModule(pl.LightningDataModule):
         assert self.splits is not None
         return self.splits.num_classes
 
-    def _loader(self, dataset: Dataset[Any], shuffle: bool, batch_size: int) -> DataLoader[Any]:
+    def _loader(
+        self, dataset: Dataset[Any], shuffle: bool = False, batch_size: int | None = None
+    ) -> DataLoader[Any]:
         batched = isinstance(dataset, MultimodalDataset)
         collate: Any = already_batched if batched else None
         return DataLoader(
             dataset,
-            batch_size=batch_size,
+            batch_size=batch_size or self.eval_batch_size or self.batch_size,
             shuffle=shuffle,
             collate_fn=collate,
             num_workers=self.num_workers,
@@ -73,11 +75,11 @@ class SplitsDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader[Any]:
         assert self.splits is not None
-        return self._loader(self.splits.val, shuffle=False, batch_size=self.eval_batch_size or self.batch_size)
+        return self._loader(self.splits.val)
 
     def test_dataloader(self) -> DataLoader[Any]:
         assert self.splits is not None
-        return self._loader(self.splits.test, shuffle=False, batch_size=self.eval_batch_size or self.batch_size)
+        return self._loader(self.splits.test)
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self.test_dataloader()

@@ -124,8 +124,21 @@ def recipe_callbacks(
     callbacks: list[pl.Callback] = [*batchnorm_callbacks(stage.bn_stats), FiniteLoss(job)]
     if stage.patience is not None:
         mode = "min" if monitor == "loss" else "max"
-        callbacks.append(EarlyStopping(monitor=f"val/{monitor}", mode=mode, patience=stage.patience))
+        callbacks.append(Stopping(monitor=f"val/{monitor}", mode=mode, patience=stage.patience))
     return callbacks
+
+
+class Stopping(EarlyStopping):
+    """Lightning's ``EarlyStopping`` with its ``state_key`` formatted once (Lightning formats it for every
+    hook call, several a step; it depends only on the constructor's arguments)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._state_key = super().state_key
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
 
 
 def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResult:
@@ -153,8 +166,9 @@ def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResul
         # batch_size is the examples per optimizer step: under DDP each process takes its share, so a
         # recipe trains the same way on one device or many.
         data.batch_size = max(1, stage.batch_size // trainer.world_size)
+        evaluated = [splits.val, splits.test] if settings.test else [splits.val]
         data.eval_batch_size = evaluation_batch_size(
-            splits, data.batch_size, model, stage.bn_stats, trainer.world_size
+            evaluated, data.batch_size, model, stage.bn_stats, trainer.world_size
         )
         module.eval_chunk = data.batch_size  # losses and metrics accumulate per training-size batch
         trainer.fit(module, datamodule=data)
@@ -179,26 +193,24 @@ SMALL_MODEL = 1 << 20
 
 
 def evaluation_batch_size(
-    splits: Splits, batch_size: int, model: torch.nn.Module, bn_stats: str, world_size: int = 1
+    evaluated: list[Any], batch_size: int, model: torch.nn.Module, bn_stats: str, world_size: int = 1
 ) -> int:
-    """Examples per validation and test batch: a multiple of ``batch_size``, as large as memory allows.
+    """Examples per validation and test batch (``evaluated``: those splits): a multiple of ``batch_size``,
+    as large as memory allows.
 
     Each evaluation batch covers whole training-size batches, and :class:`MethodModule` accumulates losses
     and metrics over those in order (``eval_chunk``), so the numbers equal those of evaluating at
     ``batch_size`` (on CPU, where a row's output does not depend on the rows beside it, bit for bit); what
     is saved is the per-batch work of the evaluation loop. ``bn_stats="batch"`` normalizes each batch by its
-    own statistics, so its batches stay at ``batch_size``.
+    own statistics, so its batches stay at ``batch_size``; so do larger models (over ``SMALL_MODEL``
+    parameters), data not held in memory as a :class:`MultimodalDataset`, and multi-process runs.
     """
     if world_size > 1 or bn_stats == "batch" or sum(p.numel() for p in model.parameters()) > SMALL_MODEL:
         return batch_size
-    evaluated = [splits.val, splits.test]
-    if not all(isinstance(s, MultimodalDataset) and len(s) for s in evaluated):
+    if not evaluated or not all(isinstance(s, MultimodalDataset) and len(s) for s in evaluated):
         return batch_size
-    per_example = max(
-        sum(x.numel() // max(1, len(x)) for x in s.inputs.values())  # type: ignore[attr-defined]
-        for s in evaluated
-    )
-    largest = max(len(s) for s in evaluated)  # type: ignore[arg-type]
+    per_example = max(sum(x.numel() // max(1, len(x)) for x in s.inputs.values()) for s in evaluated)
+    largest = max(len(s) for s in evaluated)
     batches = min(EVAL_VALUES // max(1, per_example * batch_size), math.ceil(largest / batch_size))
     return max(1, batches) * batch_size
 
@@ -216,6 +228,12 @@ class BestCheckpoint(ModelCheckpoint):
         super().__init__(*args, **kwargs)
         self.in_memory = in_memory
         self.best: dict[str, Any] | None = None  # the best epoch's checkpoint, when kept in memory
+        self._state_key = super().state_key
+
+    @property
+    def state_key(self) -> str:
+        # Lightning formats it for every hook call (several a step); it depends only on the arguments above.
+        return self._state_key
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

@@ -85,6 +85,18 @@ class MethodModule(pl.LightningModule):
         # Evaluation batches larger than this are accumulated in slices of this many examples, in order:
         # a job evaluates in-memory data in few large batches and gets the numbers of this batch size.
         self.eval_chunk: int | None = None
+        self._exact_at_once = {
+            "val": counts_or_lists(self.val_metrics),
+            "test": counts_or_lists(self.test_metrics),
+        }
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning names the running hook here before and after every hook call (some 50 times a step);
+        # it is a plain attribute, so nn.Module's checks for parameters, buffers and submodules are skipped.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.model(inputs)
@@ -132,8 +144,13 @@ class MethodModule(pl.LightningModule):
         logits, masks, target = self._outputs(batch, batch_idx)
         log_probs = self._log_probs(logits, masks)
         metrics, losses = self._accumulators(stage)
-        for part_log_probs, part_target in self._slices(batch, log_probs, target):
-            self.objective.update(metrics, part_log_probs, part_target)
+        slices = self._slices(batch, log_probs, target)
+        if len(slices) == 1 or self._exact_at_once[stage]:
+            self.objective.update(metrics, log_probs, target)
+        else:
+            for part_log_probs, part_target in slices:
+                self.objective.update(metrics, part_log_probs, part_target)
+        for part_log_probs, part_target in slices:  # a float mean's sum depends on how it is split
             loss = self.objective.loss(part_log_probs, part_target)
             losses.update(_per_example(loss, self.objective.batch_size(part_target)))
         return logits, masks, log_probs
@@ -235,6 +252,19 @@ class MethodModule(pl.LightningModule):
         if self.optimizer_name == "sgd":
             options["momentum"] = self.momentum
         return OPTIMIZERS[self.optimizer_name](self.model.parameters(), **options)
+
+
+def counts_or_lists(metrics: MetricCollection) -> bool:
+    """Whether every state of these metrics is an integer count (summed) or a list (concatenated): then one
+    update with a whole evaluation batch leaves the same states as one update per slice of it, in order
+    (a float sum would round differently)."""
+    for metric in metrics.values(copy_state=False):
+        for default in metric._defaults.values():
+            if isinstance(default, list):
+                continue
+            if not isinstance(default, Tensor) or default.is_floating_point() or default.is_complex():
+                return False
+    return True
 
 
 def _per_example(loss: Tensor, batch_size: int) -> Tensor:
