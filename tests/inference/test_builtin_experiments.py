@@ -10,6 +10,7 @@ import json
 import pickle
 from pathlib import Path
 
+import easy_vqa
 import numpy as np
 import pytest
 import torch
@@ -180,3 +181,95 @@ def test_mimic_onnx_imputes_and_standardizes(mimic_run: tuple[Path, Path], tmp_p
     tensors, masks, _ = predictor.prepare(inputs)
     got = run_onnx(export(predictor, tmp_path / "model.onnx"), tensors, masks).numpy()
     np.testing.assert_allclose(got, predictor.predict(inputs), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def easy_vqa_run(tmp_path_factory: pytest.TempPathFactory, easy_vqa_images: Path) -> Path:
+    """One epoch of I2M2 on 200 training and test questions of the packaged data."""
+    root = tmp_path_factory.mktemp("easy-vqa")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("i2m2.data.easy_vqa.cache_dir", lambda: easy_vqa_images)
+        argv = ["run", "easy-vqa", "--limit", "200", "--seeds", "1", "--max-epochs", "1", "--methods", "i2m2"]
+        assert main([*argv, "--out", str(root / "run")]) == 0
+    return root / "run"
+
+
+def easy_vqa_raw(cache: Path) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor], list[list]]:
+    """The loader's test examples as the package stores them (question strings, PNG paths), the same
+    examples as the loader's tensors, and the package's test rows ``[question, answer, image id]``."""
+    from i2m2.data.easy_vqa import decoded_images, load_easy_vqa, vocabulary
+
+    folder = Path(easy_vqa.__file__).parent / "data" / "test"
+    rows = json.loads((folder / "questions.json").read_text())
+    test = load_easy_vqa(0, limit=200, cache=cache).test
+    tensors, _ = test.__getitems__(list(range(len(test))))
+    image_ids = decoded_images(cache)["test"][0][test.image_index.numpy()]
+    encoded = vocabulary().encode([r[0] for r in rows]).numpy()
+    text_of = {(int(r[2]), tuple(encoded[k])): r[0] for k, r in enumerate(rows)}
+    questions = [
+        text_of[(int(i), tuple(t))] for i, t in zip(image_ids, tensors["question"].numpy(), strict=True)
+    ]
+    raw = {
+        "image": np.array([str(folder / "images" / f"{i}.png") for i in image_ids], dtype=object),
+        "question": np.array(questions, dtype=object),
+    }
+    return raw, tensors, rows
+
+
+def test_easy_vqa_predicts_on_question_strings_and_png_paths(
+    easy_vqa_run: Path, easy_vqa_images: Path
+) -> None:
+    predictor = load_model(easy_vqa_run, method="i2m2")
+    saved = json.loads(next((easy_vqa_run / "checkpoints").glob("*i2m2*.inputs.json")).read_text())
+    assert saved["inputs"]["question"]["text"]["words"][:2] == ["<pad>", "<unk>"]
+    assert saved["classes"] == predictor.classes and len(predictor.classes) == 13
+    raw, tensors, _ = easy_vqa_raw(easy_vqa_images)
+    got = predictor.predict(raw)
+    np.testing.assert_allclose(got, model_output(predictor, tensors), atol=ATOL, rtol=0)
+    only_question = predictor.predict({"question": raw["question"]})
+    expected = model_output(predictor, {"question": tensors["question"]})
+    np.testing.assert_allclose(only_question, expected, atol=ATOL, rtol=0)
+    pixels = (tensors["image"].numpy() * 255).round().astype(np.uint8)  # decoded arrays work as well
+    np.testing.assert_allclose(predictor.predict(raw | {"image": pixels}), got, atol=ATOL, rtol=0)
+    with pytest.raises(UserError, match=r"modality 'image' row 0: .*nowhere.png: image file not found"):
+        predictor.predict({"image": np.array(["nowhere.png"], dtype=object)})
+
+
+def test_easy_vqa_cli_reads_the_packages_layout(
+    easy_vqa_run: Path, easy_vqa_images: Path, tmp_path: Path
+) -> None:
+    predictor = load_model(easy_vqa_run, method="i2m2")
+    _, _, rows = easy_vqa_raw(easy_vqa_images)
+    package = Path(easy_vqa.__file__).parent / "data" / "test"
+    folder = tmp_path / "new"
+    (folder / "images").mkdir(parents=True)
+    chosen = rows[:15]
+    (folder / "questions.json").write_text(json.dumps(chosen))
+    for _, _, image_id in chosen:
+        (folder / "images" / f"{image_id}.png").write_bytes(
+            (package / "images" / f"{image_id}.png").read_bytes()
+        )
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(easy_vqa_run), "--input", str(folder), "--out", str(out)]) == 0
+    got, lines = read_csv(out, predictor.classes)
+    paths = np.array([str(folder / "images" / f"{r[2]}.png") for r in chosen], dtype=object)
+    questions = np.array([r[0] for r in chosen], dtype=object)
+    np.testing.assert_allclose(got, predictor.predict({"image": paths, "question": questions}), atol=ATOL)
+    assert [line["label"] for line in lines] == [r[1] for r in chosen]
+
+
+def test_easy_vqa_torchscript_takes_decoded_pixels_and_token_ids(
+    easy_vqa_run: Path, easy_vqa_images: Path, tmp_path: Path
+) -> None:
+    """TorchScript holds the /255 scaling; ONNX cannot hold the question encoder's packed GRU (one error)."""
+    predictor = load_model(easy_vqa_run, method="i2m2")
+    raw, _, _ = easy_vqa_raw(easy_vqa_images)
+    module = torch.jit.load(str(export(predictor, tmp_path / "model.pt", "torchscript")))
+    for inputs in (raw, {"question": raw["question"]}):
+        tensors, masks, _ = predictor.prepare(inputs)  # strings and paths become uint8 pixels and ids here
+        assert tensors["image"].dtype == torch.float32 and tensors["question"].dtype == torch.int64
+        with torch.no_grad():
+            got = module(tensors["image"], tensors["question"], masks["image"], masks["question"]).numpy()
+        np.testing.assert_allclose(got, predictor.predict(inputs), atol=1e-5)
+    with pytest.raises(UserError, match="--format onnx: the ONNX exporter cannot hold this model"):
+        export(predictor, tmp_path / "model.onnx")

@@ -147,7 +147,7 @@ def _questions(folder: Path, reader: dict[str, Any], classes: list[str]) -> dict
     arrays = {"question": np.array(questions, dtype=object), "image": np.array(images, dtype=object)}
     index = {c: i for i, c in enumerate(classes)}
     if all(a in index for a in answers):
-        arrays[LABELS] = np.array([index[a] for a in answers], dtype=np.int64)
+        arrays[LABELS] = np.array([index[str(a)] for a in answers], dtype=np.int64)
     return arrays
 
 

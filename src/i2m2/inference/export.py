@@ -86,16 +86,22 @@ def _onnx(predictor: Predictor, graph: ExportGraph, inputs: tuple[Tensor, ...], 
         torch.no_grad(),
     ):
         warnings.simplefilter("ignore")  # tracer notes on Python-side shape checks, constant in the graph
-        torch.onnx.export(
-            graph,
-            inputs,
-            Path(temp) / "model.onnx",
-            input_names=names,
-            output_names=["probabilities"],
-            dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                graph,
+                inputs,
+                Path(temp) / "model.onnx",
+                input_names=names,
+                output_names=["probabilities"],
+                dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        except RuntimeError as err:  # e.g. a packed-sequence GRU (easy-VQA's question encoder)
+            raise UserError(
+                f"--format onnx: the ONNX exporter cannot hold this model ({str(err).splitlines()[0]}); "
+                "use --format torchscript, or predict in Python"
+            ) from err
         model = onnx.load(Path(temp) / "model.onnx")
     about = {k: v for k, v in predictor.about.items() if isinstance(v, str | int)}
     metadata = {
@@ -110,7 +116,8 @@ def _onnx(predictor: Predictor, graph: ExportGraph, inputs: tuple[Tensor, ...], 
 
 
 def _raw_dtype(predictor: Predictor, modality: str) -> torch.dtype:
-    return getattr(torch, predictor.preprocessing.inputs[modality].input_dtype)
+    """The raw dtype raw examples come in (uint8 pixels; prepare() casts them for the graph)."""
+    return getattr(torch, predictor.preprocessing.inputs[modality].dtype)
 
 
 def run_onnx(path: Path | str, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
@@ -142,6 +149,8 @@ def random_inputs(predictor: Predictor, batch: int, seed: int = 0) -> dict[str, 
             out[m] = torch.zeros(shape, dtype=getattr(torch, spec.dtype))
         if spec.bounds is not None:
             out[m] = out[m].clamp(*spec.bounds)
+        if not spec.dtype.startswith("float"):
+            out[m] = out[m].round().to(getattr(torch, spec.dtype))
     return out
 
 

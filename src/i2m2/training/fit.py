@@ -23,6 +23,7 @@ import math
 import shutil
 import tempfile
 import warnings
+from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,9 @@ from weakref import proxy
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.logger import _convert_params
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -179,7 +182,7 @@ def fit_and_test(model: I2M2, splits: Splits, settings: FitSettings) -> FitResul
         best = _callback(trainer, BestCheckpoint)
         if settings.scratch is not None:
             best.write(trainer)  # the best epoch's checkpoint, once (a temp folder would only delete it)
-        result.curve = _callback(trainer, Curve).write(scratch / CURVE)
+        result.curve = _callback(trainer, Curve).write(scratch / CURVE, hparams=settings.scratch is not None)
     return result
 
 
@@ -277,16 +280,24 @@ class BestCheckpoint(ModelCheckpoint):
 
 
 class Curve(CSVLogger):
-    """Lightning's ``CSVLogger`` written once (:meth:`write`), not after every logging call (each rewrote
-    the metrics file and its hparams.yaml). The file is the same."""
+    """Lightning's ``CSVLogger`` written once, at the job's end (:meth:`write`): it rewrote the metrics
+    file after every logging call and hparams.yaml at the start of fit and of test. The files are the same."""
 
     def save(self) -> None:
         pass
 
-    def write(self, path: Path) -> str:
-        """Write the curve (and hparams.yaml) and return the CSV text ("" when nothing was logged)."""
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace | None = None) -> None:
+        self.experiment.hparams.update(_convert_params(params))
+
+    def write(self, path: Path, hparams: bool = True) -> str:
+        """Write the curve (and, with ``hparams``, hparams.yaml) and return the CSV text ("" when nothing
+        was logged)."""
         if getattr(rank_zero_only, "rank", 0) == 0 and self._experiment is not None:
             CSVLogger.save(self)
+            if hparams:
+                writer = self.experiment
+                save_hparams_to_yaml(Path(writer.log_dir) / writer.NAME_HPARAMS_FILE, writer.hparams)
         return _read_curve(path)
 
 
