@@ -8,10 +8,11 @@ from its file, never typed::
     <!-- /table -->
 
 The first word is the file (from the repository root), the rest ``key=value`` options (shell quoting) for
-the view, which is a function of this module (``VIEWS``). A table that reports no measurement (an option
-list, a setting-by-setting comparison) is marked on the line before it with ``<!-- typed table: not a
-result: WHY -->``; a measured table whose run was never kept, with ``<!-- typed table: no results file:
-WHY -->`` (tests/test_doc_tables.py holds that list and fails when it grows).
+the view, which is a function of this module (``VIEWS``); a view made from several files names the others
+in options (``tuned=FILE``: ``FILE_OPTIONS``), each committed the same way. A table that reports no
+measurement (an option list, a setting-by-setting comparison) is marked on the line before it with
+``<!-- typed table: not a result: WHY -->``; a measured table whose run was never kept, with ``<!-- typed
+table: no results file: WHY -->`` (tests/test_doc_tables.py holds that list and fails when it grows).
 
     python benchmarks/doc_tables.py --check    # list the tables that differ from their files (exit 1)
     python benchmarks/doc_tables.py --write    # rewrite them from their files
@@ -35,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REGION = re.compile(r"(<!-- table: (?P<spec>.*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 TYPED = re.compile(r"<!-- typed table: (?P<kind>not a result|no results file): (?P<why>.+?) -->")
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+# Options whose value is a further results file (from the repository root), for views built from several.
+FILE_OPTIONS = ("tuned",)
 
 
 def doc_paths(root: Path = ROOT) -> list[Path]:
@@ -63,6 +66,25 @@ def rows_for(data: Mapping[str, Any], options: Mapping[str, str]) -> list[dict[s
 def results_view(data: Mapping[str, Any], options: Mapping[str, str]) -> str:
     """A run's results.json as its results.md shows it: methods down, groups across, mean ± std (%)."""
     return markdown_table(rows_for(data, options), options.get("metric", "acc"))
+
+
+def default_vs_tuned_view(data: Mapping[str, Any], options: Mapping[str, str]) -> str:
+    """A run of the default recipe (the marker's file) against runs of the tuned recipe, as results.md shows
+    a run (mean ± std, %, the best mean of a column in bold): per group of the default run, a default and a
+    tuned column. ``tuned=FILE`` is the tuned run holding every group; ``tuned.GROUP=FILE`` the tuned run of
+    one group (one tune per regime). A run without groups gives the columns ``default recipe`` and ``tuned``."""
+    metric = options.get("metric", "acc")
+    rows = rows_for(data, options)
+    columns = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        tuned_file = options.get(f"tuned.{group}", options.get("tuned"))
+        if tuned_file is None:
+            raise ValueError(f"view=default-vs-tuned: no tuned=FILE or tuned.{group}=FILE")
+        tuned = [r for r in rows_for(load(Path(tuned_file)), options) if r["group"] == group]
+        default = [r for r in rows if r["group"] == group]
+        names = (f"{group} default", f"{group} tuned") if group else ("default recipe", "tuned")
+        columns += [{**r, "group": names[0]} for r in default] + [{**r, "group": names[1]} for r in tuned]
+    return markdown_table(columns, metric)
 
 
 def results_cost_view(data: Mapping[str, Any], options: Mapping[str, str]) -> str:
@@ -180,6 +202,7 @@ View = Callable[[Any, Mapping[str, str]], str]
 VIEWS: dict[str, View] = {
     "results": results_view,
     "results-cost": results_cost_view,
+    "default-vs-tuned": default_vs_tuned_view,
     "markdown": markdown_view,
     "executors": executors_view,
     "presets": presets_view,
@@ -204,10 +227,19 @@ class Spec:
         options = dict(item.split("=", 1) for item in items)
         return cls(file, options.pop("view", "results"), options)
 
+    def file_options(self) -> dict[str, str]:
+        """The options that name a further results file (``tuned=FILE``, ``tuned.GROUP=FILE``)."""
+        return {k: v for k, v in self.options.items() if k.split(".", 1)[0] in FILE_OPTIONS}
+
+    def files(self) -> list[str]:
+        """Every results file the table is made from: the marker's file, then its file options'."""
+        return [self.file, *self.file_options().values()]
+
     def render(self, root: Path = ROOT) -> str:
         if self.view not in VIEWS:
             raise ValueError(f"unknown view {self.view!r} (views: {', '.join(VIEWS)})")
-        return VIEWS[self.view](load(root / self.file), self.options)
+        options = {**self.options, **{k: str(root / v) for k, v in self.file_options().items()}}
+        return VIEWS[self.view](load(root / self.file), options)
 
 
 def markdown_tables(text: str) -> Iterator[tuple[int, int, str]]:
@@ -254,8 +286,9 @@ def problems(root: Path = ROOT) -> list[str]:
         for m in REGION.finditer(text):
             spec = Spec.parse(m.group("spec"))
             line = text.count("\n", 0, m.start()) + 1
-            if not (root / spec.file).is_file():
-                found.append(f"{name}:{line}: {spec.file} does not exist")
+            missing = [file for file in spec.files() if not (root / file).is_file()]
+            if missing:
+                found.append(f"{name}:{line}: {', '.join(missing)} does not exist")
             elif spec.render(root) != m.group("body"):
                 found.append(
                     f"{name}:{line}: differs from {spec.file} (run benchmarks/doc_tables.py --write)"

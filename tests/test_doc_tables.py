@@ -55,18 +55,19 @@ def test_measured_tables_without_a_results_file_do_not_grow():
 
 @pytest.mark.parametrize(("doc", "spec"), regions(), ids=lambda v: v if isinstance(v, str) else v.file)
 def test_each_results_file_says_which_command_made_it(doc, spec):
-    """A README.md beside the file names it (with the command), or a benchmark script of the same stem
-    (listed in benchmarks/README.md) wrote it."""
-    path = ROOT / spec.file
-    assert path.is_relative_to(ROOT / "benchmarks" / "results"), f"{doc}: {spec.file} is not committed there"
-    assert path.stat().st_size < 2_000_000
-    readme = path.parent / "README.md"
-    script = ROOT / "benchmarks" / f"{path.stem.removesuffix('_gpu')}.py"
-    if readme.is_file() and path.name in readme.read_text():
-        assert "i2m2 " in readme.read_text() or "python " in readme.read_text()
-    else:
-        assert script.is_file(), f"{spec.file}: no README.md beside it names it, and no {script.name}"
-        assert f"benchmarks/{script.name}" in (ROOT / "benchmarks" / "README.md").read_text()
+    """A README.md beside each file the table is made from names it (with the command), or a benchmark
+    script of the same stem (listed in benchmarks/README.md) wrote it."""
+    for file in spec.files():
+        path = ROOT / file
+        assert path.is_relative_to(ROOT / "benchmarks" / "results"), f"{doc}: {file} is not committed there"
+        assert path.stat().st_size < 2_000_000
+        readme = path.parent / "README.md"
+        script = ROOT / "benchmarks" / f"{path.stem.removesuffix('_gpu')}.py"
+        if readme.is_file() and path.name in readme.read_text():
+            assert "i2m2 " in readme.read_text() or "python " in readme.read_text()
+        else:
+            assert script.is_file(), f"{file}: no README.md beside it names it, and no {script.name}"
+            assert f"benchmarks/{script.name}" in (ROOT / "benchmarks" / "README.md").read_text()
 
 
 def test_a_doc_that_disagrees_is_caught(tmp_path):
@@ -87,6 +88,48 @@ def test_a_doc_that_disagrees_is_caught(tmp_path):
         "README.md:3: differs from benchmarks/results/r.json (run benchmarks/doc_tables.py --write)"
     ]
     assert regenerate(doc.read_text(), tmp_path) == f"Numbers:\n\n{marker}{table}<!-- /table -->\n"
+
+
+def test_default_vs_tuned_takes_a_tuned_run_per_group(tmp_path):
+    def run(name: str, cells: dict[tuple[str, str], float]) -> str:
+        rows = [
+            {
+                "method": m,
+                "group": g,
+                "metrics": {"acc": {"mean": v, "std": 0.01, "per_seed": [v - 0.01, v + 0.01]}},
+            }
+            for (g, m), v in cells.items()
+        ]
+        path = tmp_path / "benchmarks" / "results" / name / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"rows": rows}))
+        return f"benchmarks/results/{name}/results.json"
+
+    default = run(
+        "default", {("a", "intra"): 0.6, ("a", "i2m2"): 0.7, ("b", "intra"): 0.5, ("b", "i2m2"): 0.4}
+    )
+    tuned_a = run("tuned-a", {("a", "intra"): 0.65, ("a", "i2m2"): 0.75})
+    tuned_b = run("tuned-b", {("b", "intra"): 0.55, ("b", "i2m2"): 0.6})
+    spec = Spec.parse(f"{default} view=default-vs-tuned tuned.a={tuned_a} tuned.b={tuned_b} label.i2m2=I2M2")
+    assert spec.files() == [default, tuned_a, tuned_b]
+    assert spec.render(tmp_path) == (
+        "| method | a default | a tuned | b default | b tuned |\n"
+        "|---|---|---|---|---|\n"
+        "| intra | 60.00 ± 1.00 | 65.00 ± 1.00 | **50.00 ± 1.00** | 55.00 ± 1.00 |\n"
+        "| I2M2 | **70.00 ± 1.00** | **75.00 ± 1.00** | 40.00 ± 1.00 | **60.00 ± 1.00** |\n"
+    )
+
+    one = run("one", {("", "i2m2"): 0.9})
+    assert (
+        Spec.parse(f"{one} view=default-vs-tuned tuned={one}")
+        .render(tmp_path)
+        .startswith("| method | default recipe | tuned |\n")
+    )
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text(
+        f"<!-- table: {default} view=default-vs-tuned tuned=benchmarks/results/gone.json -->\n<!-- /table -->\n"
+    )
+    assert problems(tmp_path) == ["docs/a.md:1: benchmarks/results/gone.json does not exist"]
 
 
 def test_a_typed_table_must_be_generated_or_say_why(tmp_path):

@@ -5,7 +5,8 @@ The input is the experiment's raw form as arrays: an ``.npz`` file with one arra
 of ``<modality>.npy`` files, or the experiment's own files where its saved preprocessing names them (its
 ``reader``): AV-MNIST's folder layout (``image/NAME_data.npy``, ``audio/NAME_data.npy``,
 ``NAME_labels.npy``, with ``--split NAME``, default ``test``), MIMIC's ``im.pk`` (or its folder), an
-easy-VQA folder (``questions.json`` of ``[question, answer, image id]`` and ``images/<id>.png``).
+easy-VQA folder (``questions.json`` of ``[question, answer, image id]`` and ``images/<id>.png``), fastMRI
+``.h5`` volumes (a file or a folder of them; one row per slice, named by ``volume`` and ``slice``).
 ``--missing MODALITY`` predicts as if that modality were absent; all-NaN rows
 mark it absent for single examples. The output has one row per example: the predicted class and each
 class's probability.
@@ -52,7 +53,10 @@ def load_predictor(values: Namespace) -> Any:
 def predict_command(argv: list[str]) -> int:
     parser = model_parser("i2m2 predict", "Predict class probabilities of new examples with a trained job.")
     parser.add_argument(
-        "--input", type=Path, required=True, help="an .npz file or a folder of <modality>.npy"
+        "--input",
+        type=Path,
+        required=True,
+        help="an .npz file, a folder of <modality>.npy, or the experiment's own files (fastMRI: .h5)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     parser.add_argument("--missing", type=str, nargs="+", default=[], help="modalities to treat as absent")
@@ -68,13 +72,15 @@ def predict_command(argv: list[str]) -> int:
     reader = predictor.preprocessing.extra.get("reader")
     arrays = read_inputs(values.input, reader, values.split, predictor.classes)
     labels = arrays.pop(LABELS, None)
+    ids = _volume_slices(values.input) if _kind(reader) == "fastmri-h5" else None
     known = list(predictor.preprocessing.modalities)
     for modality in values.missing:
         if modality not in known:
             raise UserError(f"--missing: unknown modality '{modality}'; expected one of {known}")
         arrays.pop(modality, None)
     probabilities = predictor.predict(arrays, batch_size=values.batch_size)
-    write_csv(values.out, probabilities, predictor.classes, labels)
+    tasks = predictor.preprocessing.extra.get("tasks")
+    write_csv(values.out, probabilities, predictor.classes, labels, ids, tasks)
     print(f"wrote {len(probabilities)} predictions to {values.out}", file=sys.stderr)
     return 0
 
@@ -84,7 +90,12 @@ def read_inputs(
 ) -> dict[str, np.ndarray]:
     """The arrays of the experiment's own files (``reader``: plain data saved with the job), else of an
     ``.npz`` file or of a folder's ``<modality>.npy`` files (never unpickled)."""
-    kind = reader.get("kind") if isinstance(reader, dict) else None
+    kind = _kind(reader)
+    if kind == "fastmri-h5":
+        from i2m2.inference.pipelines import volume_files
+
+        volumes = np.array([str(f) for f in volume_files(path)], dtype=object)
+        return {str(m): volumes for m in reader["modalities"]}
     if kind == "vqa-questions" and (path / str(reader["questions"])).is_file():
         return _questions(path, reader, classes or [])
     if kind == "npy-files" and path.is_dir():
@@ -103,6 +114,29 @@ def read_inputs(
     from i2m2.data.safe_npz import read_npz_arrays
 
     return read_npz_arrays(path, "one array per modality (and optionally 'labels')")
+
+
+def _kind(reader: Any) -> str | None:
+    return str(reader.get("kind")) if isinstance(reader, dict) else None
+
+
+def _volume_slices(path: Path) -> dict[str, list[Any]]:
+    """The ``volume`` name and ``slice`` index of each row fastMRI volumes give (headers only)."""
+    import h5py
+
+    from i2m2.inference.pipelines import volume_files
+
+    names: list[Any] = []
+    slices: list[Any] = []
+    for file in volume_files(path):
+        try:
+            with h5py.File(file, "r") as f:
+                count = int(f["kspace"].shape[0])
+        except (OSError, KeyError) as err:
+            raise DataError(f"--input {file}: not a fastMRI volume with a 'kspace' dataset ({err})") from None
+        names += [file.stem] * count
+        slices += list(range(count))
+    return {"volume": names, "slice": slices}
 
 
 def _load_npy(file: Path) -> np.ndarray:
@@ -170,21 +204,41 @@ def _pickled_arrays(file: Path, reader: dict[str, Any]) -> dict[str, np.ndarray]
     return arrays
 
 
-def write_csv(path: Path, probabilities: np.ndarray, classes: list[str], labels: np.ndarray | None) -> None:
-    """One row per example: ``row``, ``label`` (when known), ``predicted`` and ``p_<class>`` per class."""
-    if probabilities.ndim != 2:
+def write_csv(
+    path: Path,
+    probabilities: np.ndarray,
+    classes: list[str],
+    labels: np.ndarray | None,
+    ids: dict[str, list[Any]] | None = None,
+    tasks: list[str] | None = None,
+) -> None:
+    """One row per example: ``row``, any ``ids`` columns (fastMRI's volume and slice), ``label`` (when
+    known), ``predicted`` and ``p_<class>`` per class; with several tasks (fastMRI's four findings)
+    ``predicted_<task>`` and ``p_<task>_<class>`` per task."""
+    multitask = probabilities.ndim == 3 and tasks is not None and len(tasks) == probabilities.shape[1]
+    if probabilities.ndim != 2 and not multitask:
         raise UserError(
             f"--out: a CSV holds one task per example; this model predicts {probabilities.shape[1:]}"
         )
+    ids = ids or {}
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(
-        ["row", *(["label"] if labels is not None else []), "predicted", *(f"p_{c}" for c in classes)]
-    )
-    predicted = probabilities.argmax(1)
+    head = ["row", *ids, *(["label"] if labels is not None else [])]
+    if multitask:
+        assert tasks is not None
+        per_task = [[f"predicted_{t}", *(f"p_{t}_{c}" for c in classes)] for t in tasks]
+        writer.writerow([*head, *(column for columns in per_task for column in columns)])
+    else:
+        writer.writerow([*head, "predicted", *(f"p_{c}" for c in classes)])
+    predicted = probabilities.argmax(-1)
     for i, row in enumerate(probabilities):
         label = [] if labels is None else [_name(int(labels[i]), classes)]
-        writer.writerow([i, *label, classes[predicted[i]], *(f"{p:.8g}" for p in row)])
+        start = [i, *(column[i] for column in ids.values()), *label]
+        if multitask:
+            cells = [[classes[predicted[i, t]], *(f"{p:.8g}" for p in row[t])] for t in range(len(row))]
+            writer.writerow([*start, *(cell for task in cells for cell in task)])
+        else:
+            writer.writerow([*start, classes[predicted[i]], *(f"{p:.8g}" for p in row)])
     atomic_write_text(path, text.getvalue())
 
 

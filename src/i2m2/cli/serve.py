@@ -35,6 +35,12 @@ def serve_command(argv: list[str]) -> int:
     predictor = load_predictor(values)
     if predictor.preprocessing.unsupported:
         raise UserError(predictor.preprocessing.unsupported)
+    piped = [m for m in predictor.modalities if predictor.preprocessing.inputs[m].pipeline is not None]
+    if piped:  # complex k-space and .h5 volumes do not travel as JSON arrays; one answer per finding either
+        raise UserError(
+            f"i2m2 serve: the raw inputs of {piped} are k-space volumes read through a pipeline (complex "
+            "values, .h5 files) that JSON requests cannot carry; use 'i2m2 predict RUN --input VOLUME.h5'"
+        )
     from i2m2.inference.serve import serve
 
     print(f"serving on http://{values.host}:{values.port}/predict", file=sys.stderr)

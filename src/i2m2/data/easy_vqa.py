@@ -70,6 +70,12 @@ class Vocabulary:
         return ids
 
 
+def vocabulary_text(vocab: Vocabulary) -> dict[str, Any]:
+    """The ``text`` step of a saved preprocessing record: the vocabulary and this module's tokenizer rule
+    (:func:`tokenize`), as plain values, so questions given as strings encode as at training time."""
+    return {"words": vocab.words, "pattern": _WORD.pattern, "lowercase": True, "unknown": UNK, "pad": PAD}
+
+
 def tokenize(question: str) -> list[str]:
     """Lower-case words; punctuation is dropped (``"what color is it?"`` -> 4 words)."""
     return _WORD.findall(question.lower())

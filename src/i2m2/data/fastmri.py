@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from i2m2.data.fastmri_labels import FASTMRI_FINDINGS, read_file_list, slice_lab
 from i2m2.data.fastmri_volume import MODALITIES, Preprocessing, Volume, open_volume, read_slices
 from i2m2.errors import DataError
 
-__all__ = ["FASTMRI_FINDINGS", "FastMRISlices", "load_fastmri", "split_volumes"]
+__all__ = ["FASTMRI_FINDINGS", "FastMRISlices", "fastmri_preprocessing", "load_fastmri", "split_volumes"]
 
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 
@@ -110,6 +111,29 @@ class FastMRISlices(Dataset[tuple[dict[str, Tensor], Tensor]]):
         path = cache_path(self.cache_dir, volume.path, settings)
         every_slice = range(volume.num_slices)
         return cached_volume(path, lambda: read_slices(volume, every_slice, self.prep, self.modalities))
+
+
+def fastmri_preprocessing(prep: Preprocessing, modalities: Sequence[str]) -> dict[str, Any]:
+    """What turns a volume into each modality's model input, as plain values saved with each job: the
+    built-in slice pipeline by name with its crop and width settings (clean k-space: test-time noise is an
+    evaluation condition, not preprocessing), the four findings, and the ``.h5`` layout ``i2m2 predict``
+    reads."""
+    settings = {"name": "fastmri-kspace", "crop": prep.crop, "max_width": prep.max_width}
+    shape = [1, prep.crop, prep.crop]
+    inputs = {
+        m: {
+            "shape": shape,
+            "dtype": "float32",
+            "pipeline": settings | {"image": m, "zero_fill": prep.zero_fill},
+        }
+        for m in modalities
+    }
+    return {
+        "inputs": inputs,
+        "classes": ["absent", "present"],
+        "tasks": list(FASTMRI_FINDINGS),
+        "reader": {"kind": "fastmri-h5", "modalities": list(modalities)},
+    }
 
 
 def split_volumes(

@@ -49,6 +49,57 @@ def resize_to_tensor(size: int) -> ImageTransform:
     return transform
 
 
+def resized_image_input(size: int, count: int | None = None) -> dict[str, Any]:
+    """The saved preprocessing of :func:`resize_to_tensor` images (``count`` of them per example: NLVR2's
+    pairs): uint8 RGB resized to ``size`` then /255, so image files predict as the loader read them."""
+    shape = [3, size, size] if count is None else [count, 3, size, size]
+    return {
+        "shape": shape,
+        "dtype": "uint8",
+        "bounds": [0.0, 255.0],
+        "standardize": {"scale": [255.0], "mean": [0.0], "std": [1.0]},
+        "model_shape": shape,
+        "image_file": {"size": [size, size], "resize": True},
+    }
+
+
+def vision_language_inputs(
+    modalities: tuple[str, str],
+    vision: Any,
+    text: Any,
+    image_size: int,
+    words: Any,
+    length: int,
+    count: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The saved preprocessing of an image modality and a text modality read as VQA-VS and NLVR2 read
+    them: resized images (``count`` per example) and word ids of the training vocabulary ``words``
+    (:class:`i2m2.data.easy_vqa.Vocabulary`) without backbones; with a pretrained tower, its local folder
+    and settings (its transform or tokenizer, and its features when both towers are frozen), which
+    prediction loads again from that folder."""
+    from i2m2.data.easy_vqa import vocabulary_text
+    from i2m2.inference.pipelines import backbone_step
+
+    image_key, text_key = modalities
+    features = vision is not None and text is not None and not (vision.trainable or text.trainable)
+    inputs: dict[str, dict[str, Any]] = {}
+    if vision is None:
+        inputs[image_key] = resized_image_input(image_size, count)
+    else:
+        inputs[image_key] = {"pipeline": backbone_step(vision, "vision", features)}
+    if text is None:
+        bounds = [0.0, float(len(words) - 1)]
+        inputs[text_key] = {
+            "shape": [length],
+            "dtype": "int64",
+            "bounds": bounds,
+            "text": vocabulary_text(words),
+        }
+    else:
+        inputs[text_key] = {"pipeline": backbone_step(text, "text", features)}
+    return inputs
+
+
 def load_image(path: Path, transform: ImageTransform) -> Tensor:
     """``transform(open_image(path))``, checked finite where it is read (a transform can divide by zero)."""
     image = transform(open_image(path))

@@ -36,7 +36,13 @@ from torch import Tensor
 
 from i2m2.data.easy_vqa import Vocabulary
 from i2m2.data.feature_cache import FeatureDataset, cached_features, encode_in_batches
-from i2m2.data.image_files import ImageFilesDataset, check_files_exist, load_image, resize_to_tensor
+from i2m2.data.image_files import (
+    ImageFilesDataset,
+    check_files_exist,
+    load_image,
+    resize_to_tensor,
+    vision_language_inputs,
+)
 from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.errors import DataError
 
@@ -124,11 +130,12 @@ def load_nlvr2(
         batch_size: examples per backbone call when computing features.
     """
     splits = {name: read_nlvr2_split(root, name) for name in SPLIT_FILES}
+    vocabulary = Vocabulary.from_questions(splits["train"].sentences)
     data: dict[str, MultimodalDataset]
     if vision is not None and text is not None and not (vision.trainable or text.trainable):
         data = {name: _feature_dataset(Path(root), s, vision, text, batch_size) for name, s in splits.items()}
     else:
-        tokenize = text.tokenize if text is not None else _word_ids(splits["train"].sentences)
+        tokenize = text.tokenize if text is not None else _word_ids(vocabulary, MAX_STATEMENT_LENGTH)
         transform = vision.image_transform if vision is not None else resize_to_tensor(image_size)
         data = {
             name: ImageFilesDataset(
@@ -143,14 +150,11 @@ def load_nlvr2(
             )
             for name, s in splits.items()
         }
-    unsupported = (
-        "nlvr2: raw image pairs and statements are not supported by i2m2 predict/export/serve yet (the image "
-        "transform, tokenizer and backbone features are not saved with the run); feed model-ready tensors "
-        "to predictor.graph"
+    inputs = vision_language_inputs(
+        MODALITIES, vision, text, image_size, vocabulary, MAX_STATEMENT_LENGTH, count=2
     )
-    return DataSplits(
-        data["train"], data["val"], data["test"], NUM_CLASSES, preprocessing={"unsupported": unsupported}
-    )
+    preprocessing = {"inputs": inputs, "classes": ["False", "True"]}
+    return DataSplits(data["train"], data["val"], data["test"], NUM_CLASSES, preprocessing=preprocessing)
 
 
 def _feature_dataset(
@@ -191,6 +195,5 @@ def _pair_paths(root: Path, folder: str, directory: str, pair: str) -> tuple[Pat
     return base / f"{pair}-img0.png", base / f"{pair}-img1.png"
 
 
-def _word_ids(train_sentences: Sequence[str]) -> Callable[[Sequence[str]], Tensor]:
-    vocabulary = Vocabulary.from_questions(train_sentences)
-    return lambda sentences: vocabulary.encode(sentences, MAX_STATEMENT_LENGTH)
+def _word_ids(vocabulary: Vocabulary, length: int) -> Callable[[Sequence[str]], Tensor]:
+    return lambda sentences: vocabulary.encode(sentences, length)

@@ -55,6 +55,7 @@ from i2m2.data.image_files import (
     check_files_exist,
     open_image,
     resize_to_tensor,
+    vision_language_inputs,
 )
 from i2m2.data.multimodal_dataset import DataSplits, MultimodalDataset
 from i2m2.errors import DataError
@@ -226,19 +227,16 @@ def load_vqa_vs(
     """
     root = Path(root)
     splits, answers = read_vqa_vs(root, min_count, normalize)
+    vocabulary = Vocabulary.from_questions(splits["train"].questions)
     data: dict[str, MultimodalDataset]
     if vision is not None and text is not None and not (vision.trainable or text.trainable):
         data = {name: _feature_dataset(root, s, vision, text, batch_size) for name, s in splits.items()}
     else:
-        tokenize = text.tokenize if text is not None else _word_ids(splits["train"].questions)
+        tokenize = text.tokenize if text is not None else _word_ids(vocabulary, MAX_QUESTION_LENGTH)
         transform = vision.image_transform if vision is not None else resize_to_tensor(image_size)
         data = {name: _image_dataset(root, s, transform, tokenize) for name, s in splits.items()}
-    unsupported = (
-        "vqa-vs: raw images and questions are not supported by i2m2 predict/export/serve yet (the image "
-        "transform, tokenizer and backbone features are not saved with the run); feed model-ready tensors "
-        "to predictor.graph"
-    )
-    preprocessing = {"classes": answers, "unsupported": unsupported}
+    inputs = vision_language_inputs(MODALITIES, vision, text, image_size, vocabulary, MAX_QUESTION_LENGTH)
+    preprocessing = {"inputs": inputs, "classes": answers}
     return DataSplits(data["train"], data["val"], data["test"], len(answers), preprocessing), answers
 
 
@@ -297,9 +295,8 @@ def _image_paths(root: Path, split: VQAVSSplit) -> dict[int, Path]:
     return paths
 
 
-def _word_ids(train_questions: Sequence[str]) -> Callable[[Sequence[str]], Tensor]:
-    vocabulary = Vocabulary.from_questions(train_questions)
-    return lambda questions: vocabulary.encode(questions, MAX_QUESTION_LENGTH)
+def _word_ids(vocabulary: Vocabulary, length: int) -> Callable[[Sequence[str]], Tensor]:
+    return lambda questions: vocabulary.encode(questions, length)
 
 
 def _entries(path: Path, key: str) -> list[Any]:

@@ -24,9 +24,9 @@ every seed has the same test set).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, Dataset
 
 from i2m2.catalog import register_experiment
-from i2m2.data.fastmri import FASTMRI_FINDINGS, FastMRISlices, load_fastmri
+from i2m2.data.fastmri import FASTMRI_FINDINGS, FastMRISlices, fastmri_preprocessing, load_fastmri
 from i2m2.data.fastmri_phantom import PHANTOM_SIZE, phantom_max_width, phantom_run_command, phantom_size
 from i2m2.data.stand_in import is_simulated
 from i2m2.errors import DataError, UserError
@@ -130,12 +130,8 @@ class FastMRISplits:
     val: Dataset[tuple[dict[str, Tensor], Tensor]]
     test: Dataset[tuple[dict[str, Tensor], Tensor]]
     num_classes: int = 2
-    # Raw k-space needs the crop and transforms of i2m2.data.kspace, not saved with the run yet.
-    preprocessing: ClassVar[dict[str, str]] = {
-        "unsupported": "fastmri-knee: raw k-space files are not supported by i2m2 predict/export/serve yet "
-        "(the crop and k-space transforms are not saved with the run); feed model-ready tensors to "
-        "predictor.graph"
-    }
+    # The k-space pipeline's settings (i2m2.inference.pipelines), saved beside each checkpoint.
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
     def load(self, group: str, folder: Path | None, seed: int) -> FastMRISplits:
         """``load_data``: the split is fixed by ``split_seed``; the run seed sets weights and batch order."""
@@ -294,7 +290,12 @@ def fastmri_knee(
         description=describe(rss_baseline, experts, crop, preset, noise),
         modalities=modalities,
         num_classes=2,
-        load_data=FastMRISplits(train, val, noise.applied_to(test, split_seed)).load,
+        load_data=FastMRISplits(
+            train,
+            val,
+            noise.applied_to(test, split_seed),
+            preprocessing=fastmri_preprocessing(train.prep, modalities),
+        ).load,
         build_unimodal=experts.unimodal,
         build_inter={"early": experts.early_fusion},
         recipe=preset_recipe(preset, rss_baseline),

@@ -48,6 +48,21 @@ def export(predictor: Predictor, out: Path | str, format: Format = "onnx") -> Pa
     out = Path(out)
     if predictor.preprocessing.unsupported:
         raise UserError(predictor.preprocessing.unsupported)
+    piped = [m for m in predictor.modalities if predictor.preprocessing.inputs[m].pipeline is not None]
+    if piped:
+        # fastMRI's pipeline needs complex tensors (ONNX has none) and a per-slice quantile; a pretrained
+        # tower's tokenizer and image processor are Python. A graph of model-ready inputs would not be the
+        # preprocessing-inside export the other experiments give.
+        kinds = {str((predictor.preprocessing.inputs[m].pipeline or {}).get("name")) for m in piped}
+        steps = (
+            "zero-fill, complex inverse FFT, centre crop, per-slice 99th-percentile scaling"
+            if kinds == {"fastmri-kspace"}
+            else "a pretrained tower's tokenizer or image processor"
+        )
+        raise UserError(
+            f"export: the raw-input pipeline of {piped} ({steps}) cannot go into an ONNX or TorchScript "
+            "graph; predict in Python (i2m2.load_model(RUN).predict) or with 'i2m2 predict'"
+        )
     branching = [
         name
         for name, e in predictor.graph.model.named_experts().items()

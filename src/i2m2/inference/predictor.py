@@ -20,6 +20,7 @@ from torch import Tensor
 
 from i2m2.errors import UserError
 from i2m2.inference.graph import PredictionGraph
+from i2m2.inference.pipelines import run_pipeline
 from i2m2.inference.preprocessing import Preprocessing
 from i2m2.models.i2m2 import I2M2
 
@@ -40,28 +41,38 @@ def tokenize(modality: str, texts: np.ndarray, text: dict[str, Any], length: int
     return ids
 
 
-def decode_images(modality: str, paths: np.ndarray, size: list[int]) -> np.ndarray:
-    """Image file paths -> ``(N, 3, H, W)`` uint8 RGB; a missing, unreadable or mis-sized file: one error."""
+def decode_images(modality: str, paths: np.ndarray, size: list[int], resize: bool = False) -> np.ndarray:
+    """Image file paths ``(N,)`` (or ``(N, k)``: NLVR2's pairs) -> ``(N, [k,] 3, H, W)`` uint8 RGB.
+
+    ``resize``: resized to ``H x W`` as the loader did (:func:`i2m2.data.image_files.resize_to_tensor`,
+    bilinear, before its /255); else a file of another size is refused. A missing or unreadable file: one
+    error naming the row."""
+    from PIL import Image
+
     from i2m2.data.image_files import open_image
     from i2m2.errors import DataError
 
-    out = np.empty((len(paths), 3, *size), dtype=np.uint8)
-    for row, path in enumerate(paths):
+    flat = paths.reshape(len(paths), -1)
+    out = np.empty((*flat.shape, 3, *size), dtype=np.uint8)
+    for (row, column), path in np.ndenumerate(flat):
         if not isinstance(path, str | PathLike):
             raise UserError(
                 f"modality '{modality}' row {row}: expected an image file path, got {type(path).__name__}"
             )
         try:
-            pixels = np.asarray(open_image(Path(path)), dtype=np.uint8)
+            image = open_image(Path(path))
         except DataError as err:
             raise UserError(f"modality '{modality}' row {row}: {err}") from None
+        if resize:
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
         if pixels.shape[:2] != tuple(size):
             raise UserError(
                 f"modality '{modality}' row {row}: {path} is {pixels.shape[1]}x{pixels.shape[0]}; expected "
                 f"{size[1]}x{size[0]} images"
             )
-        out[row] = pixels.transpose(2, 0, 1)
-    return out
+        out[row, column] = pixels.transpose(2, 0, 1)
+    return out.reshape(*paths.shape, 3, *size)
 
 
 class Predictor:
@@ -216,11 +227,14 @@ class Predictor:
             array = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
         except (ValueError, TypeError) as err:
             raise UserError(f"modality '{modality}': not an array ({err})") from None
-        if array.dtype.kind in "UO" and array.ndim == 1:
-            if spec.text is not None:
-                array = tokenize(modality, array, spec.text, spec.shape[0])
-            elif spec.image_file is not None:
-                array = decode_images(modality, array, spec.image_file["size"])
+        if spec.pipeline is not None:
+            ready = run_pipeline(modality, array, spec.pipeline)
+            array = array if ready is None else ready
+        if array.dtype.kind in "UO" and array.ndim == 1 and spec.text is not None:
+            array = tokenize(modality, array, spec.text, spec.shape[0])
+        elif array.dtype.kind in "UO" and array.ndim == len(spec.shape) - 2 and spec.image_file is not None:
+            file = spec.image_file  # (N,) paths for (3, H, W) images, (N, k) for k-image groups
+            array = decode_images(modality, array, file["size"], bool(file.get("resize")))
         if array.dtype.kind not in NUMERIC:
             raise UserError(
                 f"modality '{modality}': expected numbers ({spec.dtype}), got an array of {array.dtype}"

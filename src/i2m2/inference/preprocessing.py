@@ -7,7 +7,8 @@ per modality the raw per-example shape and dtype and an optional standardization
 Plain numbers and strings only: reading the file runs no code.
 
 A data reader states what it knows in its splits' ``preprocessing`` attribute (a plain dict of the same
-form); shapes and dtypes it leaves out are read from the first training example.
+form); shapes and dtypes it leaves out (of a modality, or of a whole entry) are read from the first
+training example.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from i2m2.errors import DataError
+from i2m2.inference.pipelines import pipeline_settings
 
 FORMAT = 1
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
@@ -69,7 +71,11 @@ class ModalityInput:
             ``pattern``: the regular expression of a word; ``lowercase``; ``unknown`` and ``pad`` ids;
             at most ``shape[0]`` tokens): questions may then be given as strings.
         image_file: for image modalities, ``{"size": [H, W]}``: image file paths are decoded to RGB
-            ``(3, H, W)`` uint8 (a file of another size is refused, as at training time).
+            ``(3, H, W)`` uint8 (a file of another size is refused, as at training time), or with
+            ``"resize": true`` resized to it as the loader did; ``(N, k)`` paths give ``(k, 3, H, W)``.
+        pipeline: a built-in raw-input pipeline by name with its plain settings
+            (:mod:`i2m2.inference.pipelines`: fastMRI's k-space FFT, crop and scaling); raw files or
+            arrays go through it, model-ready arrays of ``shape`` pass as they are.
     """
 
     shape: tuple[int, ...]
@@ -81,6 +87,7 @@ class ModalityInput:
     model_shape: tuple[int, ...] | None = None
     text: dict[str, Any] | None = None
     image_file: dict[str, Any] | None = None
+    pipeline: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
@@ -110,6 +117,8 @@ class ModalityInput:
             plain["text"] = self.text
         if self.image_file is not None:
             plain["image_file"] = self.image_file
+        if self.pipeline is not None:
+            plain["pipeline"] = self.pipeline
         return plain
 
     @classmethod
@@ -132,6 +141,7 @@ class ModalityInput:
             None if model_shape is None else _shape(model_shape),
             _text(data.get("text")),
             _image_file(data.get("image_file")),
+            pipeline_settings(data.get("pipeline")),
         )
         if standardize is not None:
             try:
@@ -163,7 +173,9 @@ def _text(value: Any) -> dict[str, Any] | None:
 
 
 def _image_file(value: Any) -> dict[str, Any] | None:
-    return None if value is None else {"size": [int(d) for d in value["size"]]}
+    if value is None:
+        return None
+    return {"size": [int(d) for d in value["size"]]} | ({"resize": True} if value.get("resize") else {})
 
 
 def _shape(value: Any) -> tuple[int, ...]:
@@ -227,13 +239,17 @@ def of_splits(splits: Any, modalities: tuple[str, ...], num_classes: int) -> Pre
     stated = getattr(splits, "preprocessing", None) or {}
     given = stated.get("inputs", {})
     example: dict[str, Tensor] = {}
-    if any(m not in given for m in modalities):
+    if any(m not in given or "shape" not in given[m] for m in modalities):
         first = splits.train[0][0]
         example = {m: torch.as_tensor(first[m]) for m in modalities if m in first}
     inputs = {}
     for m in modalities:
         if m in given:
-            inputs[m] = ModalityInput.from_plain(given[m], m)
+            entry = dict(given[m])
+            if "shape" not in entry and m in example:  # e.g. a backbone's: known once it has run
+                entry["shape"] = list(example[m].shape)
+                entry.setdefault("dtype", str(example[m].dtype).removeprefix("torch."))
+            inputs[m] = ModalityInput.from_plain(entry, m)
         elif m in example:
             inputs[m] = ModalityInput(tuple(example[m].shape), str(example[m].dtype).removeprefix("torch."))
     classes = [str(c) for c in stated.get("classes", range(num_classes))]
