@@ -72,7 +72,8 @@ def default_vs_tuned_view(data: Mapping[str, Any], options: Mapping[str, str]) -
     """A run of the default recipe (the marker's file) against runs of the tuned recipe, as results.md shows
     a run (mean ± std, %, the best mean of a column in bold): per group of the default run, a default and a
     tuned column. ``tuned=FILE`` is the tuned run holding every group; ``tuned.GROUP=FILE`` the tuned run of
-    one group (one tune per regime). A run without groups gives the columns ``default recipe`` and ``tuned``."""
+    one group (one tune per regime). A run without groups gives the columns ``default recipe`` and
+    ``tuned``."""
     metric = options.get("metric", "acc")
     rows = rows_for(data, options)
     columns = []

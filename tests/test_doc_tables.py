@@ -126,8 +126,9 @@ def test_default_vs_tuned_takes_a_tuned_run_per_group(tmp_path):
         .startswith("| method | default recipe | tuned |\n")
     )
     (tmp_path / "docs").mkdir()
+    gone = "benchmarks/results/gone.json"
     (tmp_path / "docs" / "a.md").write_text(
-        f"<!-- table: {default} view=default-vs-tuned tuned=benchmarks/results/gone.json -->\n<!-- /table -->\n"
+        f"<!-- table: {default} view=default-vs-tuned tuned={gone} -->\n<!-- /table -->\n"
     )
     assert problems(tmp_path) == ["docs/a.md:1: benchmarks/results/gone.json does not exist"]
 
