@@ -43,3 +43,20 @@ def test_ctrl_c_suggests_resume_only_to_commands_that_have_it(prog, line, capsys
 
     assert report(prog, interrupted) == 130
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_ctrl_c_inside_deferred_block_is_raised_after_the_block_completes():
+    """An import interrupted half-way can leave a module broken; the interrupt waits for the block."""
+    import os
+    import signal
+
+    import pytest
+
+    from i2m2.cli.errors import deferred_interrupt
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        finished.append("after the signal")
+    assert finished == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -14,7 +14,9 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from jsonargparse import ArgumentError
 
@@ -85,6 +87,24 @@ def is_user_error(err: BaseException) -> bool:
     lightning = sys.modules.get(LIGHTNING_EXCEPTIONS)  # only raised once Lightning was imported
     misconfiguration = getattr(lightning, "MisconfigurationException", None)
     return misconfiguration is not None and isinstance(err, misconfiguration)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: a KeyboardInterrupt inside an import (torch, numpy,
+    scipy load for seconds) can leave a module half-initialised and end in a RecursionError instead of
+    the one-line "interrupted"."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def report(prog: str, run: Callable[[], int]) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentParser
 
-from i2m2.cli.errors import report
+from i2m2.cli.errors import deferred_interrupt, report
 from i2m2.cli.lightning import COMMANDS as LIGHTNING_COMMANDS
 from i2m2.cli.lightning import SUBCOMMANDS as LIGHTNING_SUBCOMMANDS
 from i2m2.errors import UserError
@@ -70,44 +70,51 @@ def data_command(argv: list[str]) -> int:
 
 
 def run(argv: list[str]) -> int:
-    from i2m2.cli.run import run_command
+    with deferred_interrupt():
+        from i2m2.cli.run import run_command
 
     return run_command(argv)
 
 
 def tune(argv: list[str]) -> int:
-    from i2m2.cli.tune import tune_command
+    with deferred_interrupt():
+        from i2m2.cli.tune import tune_command
 
     return tune_command(argv)
 
 
 def demo(argv: list[str]) -> int:
-    from i2m2.cli.run import run_command
+    with deferred_interrupt():
+        from i2m2.cli.run import run_command
 
     return run_command(argv, prog="i2m2 demo", demo=True)
 
 
 def predict(argv: list[str]) -> int:
-    from i2m2.cli.predict import predict_command
+    with deferred_interrupt():
+        from i2m2.cli.predict import predict_command
 
     return predict_command(argv)
 
 
 def export(argv: list[str]) -> int:
-    from i2m2.cli.export import export_command
+    with deferred_interrupt():
+        from i2m2.cli.export import export_command
 
     return export_command(argv)
 
 
 def serve(argv: list[str]) -> int:
-    from i2m2.cli.serve import serve_command
+    with deferred_interrupt():
+        from i2m2.cli.serve import serve_command
 
     return serve_command(argv)
 
 
 def lightning(command: str) -> Callable[[list[str]], int]:
     def call(argv: list[str]) -> int:
-        from i2m2.cli.lightning import lightning_cli
+        with deferred_interrupt():
+            from i2m2.cli.lightning import lightning_cli
 
         lightning_cli([command, *argv])
         return 0
