@@ -19,12 +19,11 @@ from benchmarks.doc_tables import (
 )
 
 # Measured tables whose runs were never kept (issue 14's investigations, an older recipe, easy-VQA's 25-minute
-# run, the phantom's Figure 2 before the phantom changes):
+# run):
 # the list may only shrink. Each is marked in its doc with ``<!-- typed table: no results file: WHY -->``.
 NO_RESULTS_FILE = {
     "docs/avmnist.md": 5,
     "docs/easy-vqa.md": 3,
-    "docs/fastmri.md": 2,
     "docs/notes/authors-code-recipes.md": 1,
 }
 
