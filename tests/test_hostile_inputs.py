@@ -1033,7 +1033,8 @@ def test_disk_full_while_building_data_is_one_line_without_resume(tmp_path, caps
     assert (out / "Annotations" / "knee.csv").is_file()
 
 
-def start(out: Path, *extra: str) -> subprocess.Popen[str]:
+def start(out: Path, *extra: str, seeds: int = 2) -> subprocess.Popen[str]:
+    """A small run in its own process; ``seeds`` long enough that it is still running when signalled."""
     argv = [SCRIPT, "run", "synthetic", "--regimes", "inter-dominant", "--n-train", "1000", "--n-val", "50"]
     argv += [
         "--n-test",
@@ -1042,7 +1043,7 @@ def start(out: Path, *extra: str) -> subprocess.Popen[str]:
         "unimodal:m0",
         "unimodal:m1",
         "--seeds",
-        "2",
+        str(seeds),
         "--max-epochs",
         "15",
     ]
@@ -1065,7 +1066,11 @@ def first_job_done(out: Path) -> Callable[[], bool]:
 @pytest.mark.slow
 def test_lock_stops_a_second_run_and_sigterm_sigint_stop_cleanly(tmp_path, capsys):
     term, interrupt = tmp_path / "term", tmp_path / "int"
-    runs = {signal.SIGTERM: (term, start(term)), signal.SIGINT: (interrupt, start(interrupt))}
+    # 40 jobs of ~0.3 s: the signal, sent once the first has finished, finds the run still going
+    runs = {
+        signal.SIGTERM: (term, start(term, seeds=20)),
+        signal.SIGINT: (interrupt, start(interrupt, seeds=20)),
+    }
     wait_for(first_job_done(term), runs[signal.SIGTERM][1])
     assert main([*RUN, "--out", str(term), "--resume"]) == 2  # a second run into the folder in use
     assert f"in use by another i2m2 run (pid {runs[signal.SIGTERM][1].pid})" in capsys.readouterr().err
