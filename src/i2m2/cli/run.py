@@ -221,6 +221,20 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     argv = canonical_argv(argv, parser, factory)
     print_config = any(a == "--print_config" or a.startswith("--print_config=") for a in argv)
     values = parser.parse_args(refuse_recipe_owned([a for a in argv if not a.startswith("--print_config")]))
+    experiment, reference, run = experiment_and_options(values, factory, ref, NOT_OPTIONS)
+    if print_config:
+        print(f"# {experiment.name}: {experiment.description}")  # a comment: --config ignores it
+        print(yaml.safe_dump(resolved_config(values, run, experiment, factory), sort_keys=False), end="")
+        return 0
+    return compare(experiment, reference, run, values, demo)
+
+
+def experiment_and_options(
+    values: Namespace, factory: ExperimentFactory, ref: str, skip: set[str]
+) -> tuple[Experiment, ExperimentRef, RunOptions]:
+    """The experiment the parsed options build (its factory's options, the recipe changes), the reference
+    other processes rebuild it from, and the run's options (``RunOptions`` fields but ``skip``): what
+    ``i2m2 run`` and ``i2m2 tune`` both start from."""
     options = {n: values[n] for n in factory_options(factory)}
     if "data_dir" in inspect.signature(factory).parameters:
         options["data_dir"] = values.data_dir
@@ -229,16 +243,11 @@ def run_command(argv: list[str], prog: str = "i2m2 run", demo: bool = False) -> 
     experiment = build_experiment(factory, ref, **options)
     experiment.recipe = recipe_with_changes(experiment, *(values[k] for k in RECIPE_OPTIONS))
     run = RunOptions(
-        **{f.name: values[f.name] for f in fields(RunOptions) if f.name not in NOT_OPTIONS},
+        **{f.name: values[f.name] for f in fields(RunOptions) if f.name not in skip},
         trainer=trainer_options(values),
         experiment_options={k: v for k, v in options.items() if k != "data_dir"},
     )
-    if print_config:
-        print(f"# {experiment.name}: {experiment.description}")  # a comment: --config ignores it
-        print(yaml.safe_dump(resolved_config(values, run, experiment, factory), sort_keys=False), end="")
-        return 0
-    reference = ExperimentRef.of(ref, **options).remember(experiment)
-    return compare(experiment, reference, run, values, demo)
+    return experiment, ExperimentRef.of(ref, **options).remember(experiment), run
 
 
 def refuse_recipe_owned(argv: list[str]) -> list[str]:

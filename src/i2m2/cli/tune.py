@@ -8,23 +8,21 @@ Trainer's arguments), plus the tune's own (:class:`~i2m2.tuning.tune.TuneOptions
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import fields
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from i2m2.catalog import ExperimentFactory, ExperimentRef, build_experiment, experiment_names, get_factory
-from i2m2.cli.recipe_options import RECIPE_OPTIONS, add_recipe_arguments, recipe_with_changes
+from i2m2.catalog import ExperimentFactory, experiment_names, get_factory
+from i2m2.cli.recipe_options import add_recipe_arguments
 from i2m2.cli.run import (
     NOT_OPTIONS,
     canonical_argv,
     check_config_files,
     default_threads,
+    experiment_and_options,
     experiment_ref,
     factory_options,
     refuse_recipe_owned,
-    trainer_options,
 )
 from i2m2.errors import UserError
 from i2m2.orchestration.options import RunOptions
@@ -122,18 +120,7 @@ def tune_command(argv: list[str]) -> int:
     argv = space_options(argv)
     values = parser.parse_args(refuse_recipe_owned(argv))
     tune = TuneOptions(values.trials, values.sampler, values.storage, values.pruner, values.sampler_seed)
-    options = {n: values[n] for n in factory_options(factory)}
-    if "data_dir" in inspect.signature(factory).parameters:
-        options["data_dir"] = values.data_dir
-    if values.data_dir is not None and not Path(values.data_dir).exists():
-        raise UserError(f"--data_dir {values.data_dir}: no such file or folder")
-    experiment = build_experiment(factory, ref, **options)
-    experiment.recipe = recipe_with_changes(experiment, *(values[k] for k in RECIPE_OPTIONS))
-    run = RunOptions(
-        **{f.name: values[f.name] for f in fields(RunOptions) if f.name not in NOT_TUNE_OPTIONS},
-        trainer=trainer_options(values),
-        experiment_options={k: v for k, v in options.items() if k != "data_dir"},
-    )
+    experiment, reference, run = experiment_and_options(values, factory, ref, NOT_TUNE_OPTIONS)
     given = values.space.as_dict() if isinstance(values.space, Namespace) else dict(values.space or {})
     space = parse_space(given, experiment.modalities)
     threads = values.threads if values.threads is not None else default_threads()
@@ -142,7 +129,6 @@ def tune_command(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(threads)
-    reference = ExperimentRef.of(ref, **options).remember(experiment)
     result = Tuner(experiment, Path(values.out), space, tune, run, reference)()
     print(summary(result, ref, values.out))
     return 0
