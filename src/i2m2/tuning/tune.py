@@ -30,7 +30,7 @@ import torch
 from i2m2.atomic import save_checkpoint
 from i2m2.catalog import ExperimentRef
 from i2m2.errors import UserError
-from i2m2.experiment import Experiment
+from i2m2.experiment import Experiment, StageConfig
 from i2m2.orchestration.executors import (
     RETRIES,
     Executor,
@@ -370,7 +370,6 @@ class Tuner:
         sources: dict[tuple[str, int], dict[str, Path]],
         study: Any,
     ) -> JobSpec:
-        group, seed = key
         stage = replace(self.stage(job.method), **_typed(trial.params))
         callbacks: list[Any] = []
         if self.tune.pruner == "median":
@@ -382,6 +381,19 @@ class Tuner:
                     self.url, study.study_name, trial.trial._trial_id, self.experiment.monitor, offset
                 )
             )
+        return self._validation_job(job, key, stage, dict(sources.get(key, {})), callbacks)
+
+    def _validation_job(
+        self,
+        job: Job,
+        key: tuple[str, int],
+        stage: StageConfig,
+        init_from: dict[str, Any] | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> JobSpec:
+        """One trial's job: trained and scored on validation only (``test=False``: the test split is never
+        read while tuning)."""
+        group, seed = key
         return JobSpec(
             experiment=self.reference or self.experiment,
             method=job.method,
@@ -392,11 +404,11 @@ class Tuner:
             all_subsets=self.run.all_subsets,
             prior_correction=self.run.prior_correction,
             data_dir=self.run.data_dir,
-            init_from=dict(sources.get(key, {})),
+            init_from=init_from or {},
             trainer=self.run.trainer,
             num_workers=self.run.num_workers,
             test=False,
-            callbacks=callbacks,
+            callbacks=callbacks or [],
         )
 
     def _collect(
@@ -492,19 +504,7 @@ class Tuner:
         base = next(j for j in self.jobs if j.method == method)
         stage = replace(self.stage(method), **_typed(best.params))
         for group, seed in keys:
-            spec = JobSpec(
-                experiment=self.reference or self.experiment,
-                method=method,
-                group=group,
-                seed=seed,
-                stage=stage,
-                fusion=base.fusion,
-                all_subsets=self.run.all_subsets,
-                data_dir=self.run.data_dir,
-                trainer=self.run.trainer,
-                num_workers=self.run.num_workers,
-                test=False,
-            )
+            spec = self._validation_job(base, (group, seed), stage)
             result = executor.submit(spec).result()
             prefixed = {MODEL_PREFIX + k: v for k, v in result.state_dict.items()}
             save_checkpoint(
