@@ -6,7 +6,11 @@ of ``<modality>.npy`` files, or the experiment's own files where its saved prepr
 ``reader``): AV-MNIST's folder layout (``image/NAME_data.npy``, ``audio/NAME_data.npy``,
 ``NAME_labels.npy``, with ``--split NAME``, default ``test``), MIMIC's ``im.pk`` (or its folder), an
 easy-VQA folder (``questions.json`` of ``[question, answer, image id]`` and ``images/<id>.png``), fastMRI
-``.h5`` volumes (a file or a folder of them; one row per slice, named by ``volume`` and ``slice``).
+``.h5`` volumes (a file or a folder of them; one row per slice, named by ``volume`` and ``slice``), NLVR2's
+release layout (a folder with ``train.json``/``dev.json``/``test1.json`` and ``images/``, ``--split``
+choosing the file, or one JSON-lines statements file; rows named by ``identifier``), VQA-VS's (a folder
+with ``Training/``, ``Val/``, ``IID-Test/`` and ``images/``, or one ``*-Ques.json`` file; rows named by
+``question_id`` and ``image_id``).
 ``--missing MODALITY`` predicts as if that modality were absent; all-NaN rows
 mark it absent for single examples. The output has one row per example: the predicted class and each
 class's probability.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +61,8 @@ def predict_command(argv: list[str]) -> int:
         "--input",
         type=Path,
         required=True,
-        help="an .npz file, a folder of <modality>.npy, or the experiment's own files (fastMRI: .h5)",
+        help="an .npz file, a folder of <modality>.npy, or the experiment's own files (fastMRI: .h5; "
+        "NLVR2, VQA-VS: the release's folder or one statements/questions .json)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     parser.add_argument("--missing", type=str, nargs="+", default=[], help="modalities to treat as absent")
@@ -64,15 +70,15 @@ def predict_command(argv: list[str]) -> int:
         "--split",
         type=str,
         default="test",
-        help="the NAME of files named by split (AV-MNIST's NAME_data.npy)",
+        help="the NAME of files named by split (AV-MNIST's NAME_data.npy; NLVR2, VQA-VS: train, val, test "
+        "or a file's own name, e.g. dev, test2, IID-Test)",
     )
     parser.add_argument("--batch_size", type=int, default=4096, help="examples per forward pass")
     values = parser.parse_args(underscored(argv, ["batch_size"]))
     predictor = load_predictor(values)
-    reader = predictor.preprocessing.extra.get("reader")
-    arrays = read_inputs(values.input, reader, values.split, predictor.classes)
+    reader = predictor.preprocessing.extra.get("reader") or _release_reader(predictor.about.get("experiment"))
+    arrays, ids = read_inputs(values.input, reader, values.split, predictor.classes)
     labels = arrays.pop(LABELS, None)
-    ids = _volume_slices(values.input) if _kind(reader) == "fastmri-h5" else None
     known = list(predictor.preprocessing.modalities)
     for modality in values.missing:
         if modality not in known:
@@ -87,15 +93,96 @@ def predict_command(argv: list[str]) -> int:
 
 def read_inputs(
     path: Path, reader: Any = None, split: str = "test", classes: list[str] | None = None
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], dict[str, list[Any]] | None]:
     """The arrays of the experiment's own files (``reader``: plain data saved with the job), else of an
-    ``.npz`` file or of a folder's ``<modality>.npy`` files (never unpickled)."""
+    ``.npz`` file or of a folder's ``<modality>.npy`` files (never unpickled); and the columns naming
+    each row where the files name them (fastMRI's volume and slice, NLVR2's identifier, VQA's ids)."""
     kind = _kind(reader)
     if kind == "fastmri-h5":
         from i2m2.inference.pipelines import volume_files
 
         volumes = np.array([str(f) for f in volume_files(path)], dtype=object)
-        return {str(m): volumes for m in reader["modalities"]}
+        return {str(m): volumes for m in reader["modalities"]}, _volume_slices(path)
+    if kind == "nlvr2-statements":
+        file = _own_file(path, reader, split, "{split}.json", NLVR2_LAYOUT)
+        if file is not None:
+            return _in_layout(_nlvr2_statements, file, NLVR2_LAYOUT)
+    if kind == "vqa-vs-questions":
+        file = _own_file(path, reader, split, "{split}/{split}-Ques.json", VQA_VS_LAYOUT)
+        if file is not None:
+            return _in_layout(_vqa_vs_questions, file, VQA_VS_LAYOUT)
+    return _arrays(path, reader, split, classes), None
+
+
+Examples = tuple[dict[str, np.ndarray], dict[str, list[Any]]]
+NLVR2_LAYOUT = (
+    "an NLVR2 folder (train.json, dev.json, test1.json: JSON lines; images/) or one statements .json"
+)
+VQA_VS_LAYOUT = "a VQA-VS folder (Training/, Val/, IID-Test/ with *-Ques.json; images/) or one *-Ques.json"
+
+
+def _own_file(path: Path, reader: dict[str, Any], split: str, other: str, layout: str) -> Path | None:
+    """The statements or questions file ``--input`` names: the file itself, or the ``--split`` file of a
+    release folder (``reader["files"]`` maps train/val/test; another NAME is ``other`` formatted). ``None``
+    where the input is model-ready arrays (``.npz``, ``.npy`` files); one-line error for anything else."""
+    if path.is_file():
+        if path.suffix.lower() in (".npz", ".npy"):
+            return None
+        if path.suffix.lower() in (".json", ".jsonl"):
+            return path
+        raise DataError(f"--input {path}: expected {layout}, or an .npz of model inputs")
+    if path.is_dir():
+        files = reader.get("files") or {}
+        file = path / str(files[split] if split in files else other.format(split=split))
+        if file.is_file():
+            return file
+        if any(path.glob("*.npy")):
+            return None
+        raise DataError(f"--input {path}: no {file.relative_to(path)} for --split {split}; expected {layout}")
+    raise DataError(f"--input {path}: no such file or folder")
+
+
+def _in_layout(read: Callable[[Path], Examples], file: Path, layout: str) -> Examples:
+    """``read(file)``; the data module's one-line error for a file not in the layout, naming the option
+    and the layout expected."""
+    try:
+        return read(file)
+    except DataError as err:
+        raise DataError(f"--input {err}; expected {layout}") from None
+
+
+def _nlvr2_statements(file: Path) -> Examples:
+    """Statements and (left, right) image paths of an NLVR2 file, read by the data module's reader."""
+    from i2m2.data.nlvr2 import MODALITIES, read_nlvr2_file
+
+    split = read_nlvr2_file(file, require_labels=False)
+    pairs = np.array([[str(a), str(b)] for a, b in split.image_paths], dtype=object)
+    images, statement = MODALITIES
+    arrays = {images: pairs, statement: np.array(split.sentences, dtype=object)}
+    if bool((split.labels >= 0).all()):
+        arrays[LABELS] = split.labels.numpy()
+    return arrays, {"identifier": split.identifiers}
+
+
+def _vqa_vs_questions(file: Path) -> Examples:
+    """Questions and COCO image paths of a VQA-VS questions file, read by the data module's readers; the
+    images are in ``images/`` beside the file or one folder up (the release's ``ROOT/images``)."""
+    from i2m2.data.vqa_vs import MODALITIES, image_path, read_questions
+
+    questions = read_questions(file)
+    folders = [file.parent / "images", file.parent.parent / "images"]
+    images = next((f for f in folders if f.is_dir()), folders[-1])
+    paths = {i: str(image_path(images, i)) for i in sorted(set(questions.image_ids))}
+    image, question = MODALITIES
+    arrays = {
+        image: np.array([paths[i] for i in questions.image_ids], dtype=object),
+        question: np.array(questions.questions, dtype=object),
+    }
+    return arrays, {"question_id": questions.question_ids, "image_id": questions.image_ids}
+
+
+def _arrays(path: Path, reader: Any, split: str, classes: list[str] | None) -> dict[str, np.ndarray]:
+    kind = _kind(reader)
     if kind == "vqa-questions" and (path / str(reader["questions"])).is_file():
         return _questions(path, reader, classes or [])
     if kind == "npy-files" and path.is_dir():
@@ -114,6 +201,19 @@ def read_inputs(
     from i2m2.data.safe_npz import read_npz_arrays
 
     return read_npz_arrays(path, "one array per modality (and optionally 'labels')")
+
+
+def _release_reader(experiment: Any) -> dict[str, Any] | None:
+    """The reader of a built-in experiment whose jobs were saved before their records held one."""
+    if experiment == "nlvr2":
+        from i2m2.data.nlvr2 import READER
+
+        return dict(READER)
+    if experiment == "vqa-vs":
+        from i2m2.data.vqa_vs import reader
+
+        return reader()
+    return None
 
 
 def _kind(reader: Any) -> str | None:

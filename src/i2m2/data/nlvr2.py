@@ -54,6 +54,8 @@ NUM_CLASSES = 2
 SPLIT_FILES = {"train": "train.json", "val": "dev.json", "test": "test1.json"}
 MAX_STATEMENT_LENGTH = 24
 _LABELS = {"true": 1, "false": 0}
+# how ``i2m2 predict`` reads this layout (saved with each job): a folder's split files, or one file
+READER = {"kind": "nlvr2-statements", "files": dict(SPLIT_FILES)}
 
 
 @dataclass
@@ -80,21 +82,37 @@ def pair_name(identifier: str) -> str:
 
 def read_nlvr2_split(root: Path, split: str) -> NLVR2Split:
     """The statements of ``split`` (``train``, ``val`` or ``test``) and the paths of their image pairs."""
-    root = Path(root)
-    path = root / SPLIT_FILES[split]
+    return read_nlvr2_file(Path(root) / SPLIT_FILES[split], split)
+
+
+def read_nlvr2_file(path: Path, split: str | None = None, require_labels: bool = True) -> NLVR2Split:
+    """The statements of one JSON-lines file of the release (``ROOT/dev.json``, ``ROOT/test2.json``, ...)
+    and the paths of their image pairs, found under the file's folder in the folder named after the file.
+
+    Args:
+        path: the statements file.
+        split: the name the split carries (default: the file's stem).
+        require_labels: ``False`` accepts lines without ``label`` (new statements to predict on); their
+            label is -1.
+    """
+    path = Path(path)
+    root = path.parent
     folder = path.stem  # the images folder is named after the file: train, dev, test1
     identifiers, sentences, labels, paths = [], [], [], []
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError as err:
         raise DataError(f"{path}: file not found") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable NLVR2 statements file ({err})") from err
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
             identifier, sentence = str(entry["identifier"]), str(entry["sentence"])
-            label = _LABELS[str(entry["label"]).lower()]
+            given = entry["label"] if require_labels or "label" in entry else None
+            label = -1 if given is None else _LABELS[str(given).lower()]
             pair = pair_name(identifier)
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path}:{number}: not an NLVR2 line ({type(err).__name__}: {err})") from err
@@ -106,7 +124,8 @@ def read_nlvr2_split(root: Path, split: str) -> NLVR2Split:
     if not identifiers:
         raise DataError(f"{path}: no statements")
     check_files_exist([p for pair in paths for p in pair], "image file")
-    return NLVR2Split(split, identifiers, sentences, torch.tensor(labels, dtype=torch.int64), paths)
+    name = folder if split is None else split
+    return NLVR2Split(name, identifiers, sentences, torch.tensor(labels, dtype=torch.int64), paths)
 
 
 def load_nlvr2(
@@ -153,7 +172,7 @@ def load_nlvr2(
     inputs = vision_language_inputs(
         MODALITIES, vision, text, image_size, vocabulary, MAX_STATEMENT_LENGTH, count=2
     )
-    preprocessing = {"inputs": inputs, "classes": ["False", "True"]}
+    preprocessing = {"inputs": inputs, "classes": ["False", "True"], "reader": dict(READER)}
     return DataSplits(data["train"], data["val"], data["test"], NUM_CLASSES, preprocessing=preprocessing)
 
 

@@ -192,6 +192,45 @@ def ood_membership(root: Path, test_question_ids: Tensor) -> Tensor:
     return member
 
 
+def question_file(root: Path, split: str) -> Path:
+    """The questions file of ``split`` (``train``, ``val``, ``test``) in the release's layout."""
+    stem = SPLIT_FILES[split]
+    return Path(root) / stem / f"{stem}-Ques.json"
+
+
+def reader() -> dict[str, Any]:
+    """How ``i2m2 predict`` reads this layout (saved with each job): a folder's split files, or one file."""
+    return {
+        "kind": "vqa-vs-questions",
+        "files": {k: question_file(Path("."), k).as_posix() for k in SPLIT_FILES},
+    }
+
+
+@dataclass
+class VQAVSQuestions:
+    """The questions of one file (``question_id``, ``image_id``, ``question``), in file order."""
+
+    question_ids: list[int]
+    image_ids: list[int]
+    questions: list[str]
+
+
+def read_questions(path: Path) -> VQAVSQuestions:
+    """A VQA v2 style questions file (a bare list or ``{"questions": [...]}``), answers not needed."""
+    entries = _entries(Path(path), "questions")
+    try:
+        questions = VQAVSQuestions(
+            [int(q["question_id"]) for q in entries],
+            [int(q["image_id"]) for q in entries],
+            [str(q["question"]) for q in entries],
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: entry without the VQA v2 field {err}") from err
+    if not entries:
+        raise DataError(f"{path}: no questions")
+    return questions
+
+
 def image_path(images: Path, image_id: int) -> Path:
     """The COCO file of ``image_id`` under ``images`` (flat, or in train2014/ val2014 subfolders)."""
     for split in ("train2014", "val2014"):
@@ -236,7 +275,7 @@ def load_vqa_vs(
         transform = vision.image_transform if vision is not None else resize_to_tensor(image_size)
         data = {name: _image_dataset(root, s, transform, tokenize) for name, s in splits.items()}
     inputs = vision_language_inputs(MODALITIES, vision, text, image_size, vocabulary, MAX_QUESTION_LENGTH)
-    preprocessing = {"inputs": inputs, "classes": answers}
+    preprocessing = {"inputs": inputs, "classes": answers, "reader": reader()}
     return DataSplits(data["train"], data["val"], data["test"], len(answers), preprocessing), answers
 
 
@@ -317,7 +356,7 @@ def _entries(path: Path, key: str) -> list[Any]:
 def _read_pairs(root: Path, split: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(question, annotation) pairs of a split; the two files must hold the same question ids."""
     stem = SPLIT_FILES[split]
-    q_path, a_path = root / stem / f"{stem}-Ques.json", root / stem / f"{stem}-Ans.json"
+    q_path, a_path = question_file(root, split), root / stem / f"{stem}-Ans.json"
     questions, annotations = _entries(q_path, "questions"), _entries(a_path, "annotations")
     try:
         by_id = {int(a["question_id"]): a for a in annotations}
