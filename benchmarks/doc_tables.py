@@ -9,8 +9,8 @@ from its file, never typed::
 
 The first word is the file (from the repository root), the rest ``key=value`` options (shell quoting) for
 the view, which is a function of this module (``VIEWS``); a view made from several files names the others
-in options (``tuned=FILE``: ``FILE_OPTIONS``), each committed the same way. A table that reports no
-measurement (an option list, a setting-by-setting comparison) is marked on the line before it with
+in options (``tuned=FILE``, ``groups=FILE``: ``FILE_OPTIONS``), each committed the same way. A table that
+reports no measurement (an option list, a setting-by-setting comparison) is marked on the line before it with
 ``<!-- typed table: not a result: WHY -->``; a measured table whose run was never kept, with ``<!-- typed
 table: no results file: WHY -->`` (tests/test_doc_tables.py holds that list and fails when it grows).
 
@@ -37,7 +37,7 @@ REGION = re.compile(r"(<!-- table: (?P<spec>.*?) -->\n)(?P<body>.*?)(<!-- /table
 TYPED = re.compile(r"<!-- typed table: (?P<kind>not a result|no results file): (?P<why>.+?) -->")
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
 # Options whose value is a further results file (from the repository root), for views built from several.
-FILE_OPTIONS = ("tuned",)
+FILE_OPTIONS = ("tuned", "groups")
 
 
 def doc_paths(root: Path = ROOT) -> list[Path]:
@@ -98,6 +98,60 @@ def results_cost_view(data: Mapping[str, Any], options: Mapping[str, str]) -> st
         epochs = ", ".join(str(int(e)) for e in row["epochs"]["per_seed"])
         t = row["wall_time_s"]
         lines.append(f"{score} {epochs} | {t['mean']:.1f} ± {spread(t, 1, 1)} |")
+    return "\n".join(lines) + "\n"
+
+
+def results_groups_view(data: Mapping[str, Any], options: Mapping[str, str]) -> str:
+    """results.json's metric (mean ± std, %) as the first column, then the per-example group columns of
+    ``groups=FILE``, the groups.md that ``i2m2 analyze`` wrote for the run (its first table, without its
+    ``all`` column, which is recomputed from the float16 predictions): methods as results.json orders and
+    labels them, the best mean of each column in bold."""
+    metric = options.get("metric", "acc")
+    rows = rows_for(data, options)
+    overall = {r["method"]: cell for r, cell in zip(rows, _cells(markdown_table(rows, metric)), strict=True)}
+    header, _, *lines = next(markdown_tables(load(Path(options["groups"]))))[2].splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    keep = [k for k, c in enumerate(columns) if c != "all"]
+    groups = {}
+    for line in lines:
+        method, *cells = [c.strip() for c in line.strip("|").split("|")]
+        label = options.get(f"label.{method}", method)
+        groups[label] = [cells[k].strip("*") for k in keep]
+    best = [max(_mean(groups[r["method"]][j]) for r in rows) for j in range(len(keep))]
+    first = "all" if metric == "acc" else metric
+    out = [f"| method | {first} | " + " | ".join(columns[k] for k in keep) + " |"]
+    out.append("|---" * (len(keep) + 2) + "|")
+    for r in rows:
+        cells = [f"**{c}**" if _mean(c) == best[j] else c for j, c in enumerate(groups[r["method"]])]
+        out.append(f"| {r['method']} | {overall[r['method']]} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _mean(cell: str) -> float:
+    """The mean of a ``mean ± std`` cell (``n/a``: below every mean)."""
+    head = cell.split(" ±")[0]
+    return float(head) if head != "n/a" else float("-inf")
+
+
+def _cells(table: str) -> list[str]:
+    """The second cell of every data row of a one-column markdown table."""
+    return [line.split(" | ", 1)[1].removesuffix(" |") for line in table.splitlines()[2:]]
+
+
+def job_times_view(data: Mapping[str, Any], options: Mapping[str, str]) -> str:
+    """Per method, the wall time of each seed's job (s), the epochs each ran and the seconds per epoch (all
+    jobs' seconds over all their epochs, so test and predictions are counted in): a run's results.json."""
+    seeds = " / ".join(str(s) for s in data.get("config", {}).get("seeds", [])) or "per seed"
+    lines = [
+        f"| method | seconds, seeds {seeds} | epochs, seeds {seeds} | seconds per epoch |",
+        "|---|---|---|---|",
+    ]
+    for row in rows_for(data, options):
+        seconds, epochs = row["wall_time_s"]["per_seed"], row["epochs"]["per_seed"]
+        lines.append(
+            f"| {row['method']} | {' / '.join(f'{t:.0f}' for t in seconds)} | "
+            f"{' / '.join(str(int(e)) for e in epochs)} | {sum(seconds) / sum(epochs):.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -203,6 +257,8 @@ View = Callable[[Any, Mapping[str, str]], str]
 VIEWS: dict[str, View] = {
     "results": results_view,
     "results-cost": results_cost_view,
+    "results-groups": results_groups_view,
+    "job-times": job_times_view,
     "default-vs-tuned": default_vs_tuned_view,
     "markdown": markdown_view,
     "executors": executors_view,

@@ -18,12 +18,10 @@ from benchmarks.doc_tables import (
     typed_tables,
 )
 
-# Measured tables whose runs were never kept (issue 14's investigations, an older recipe, easy-VQA's 25-minute
-# run):
-# the list may only shrink. Each is marked in its doc with ``<!-- typed table: no results file: WHY -->``.
+# Measured tables whose runs were never kept (issue 14's investigations, an older recipe): the list may only
+# shrink. Each is marked in its doc with ``<!-- typed table: no results file: WHY -->``.
 NO_RESULTS_FILE = {
     "docs/avmnist.md": 5,
-    "docs/easy-vqa.md": 3,
     "docs/notes/authors-code-recipes.md": 1,
 }
 
@@ -130,6 +128,52 @@ def test_default_vs_tuned_takes_a_tuned_run_per_group(tmp_path):
         f"<!-- table: {default} view=default-vs-tuned tuned={gone} -->\n<!-- /table -->\n"
     )
     assert problems(tmp_path) == ["docs/a.md:1: benchmarks/results/gone.json does not exist"]
+
+
+def test_results_with_per_example_groups_and_job_times(tmp_path):
+    def stats(*values: float) -> dict:
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        return {"mean": mean, "std": std, "per_seed": list(values)}
+
+    rows = [
+        {
+            "method": m,
+            "group": "",
+            "metrics": {"acc": stats(*acc)},
+            "wall_time_s": stats(*seconds),
+            "epochs": stats(*epochs),
+        }
+        for m, acc, seconds, epochs in (
+            ("inter", (0.9, 0.92), (100.4, 80.0), (10, 8)),
+            ("i2m2", (0.95, 0.95), (30.0, 50.0), (3, 5)),
+        )
+    ]
+    results = tmp_path / "benchmarks" / "results" / "r" / "results.json"
+    results.parent.mkdir(parents=True)
+    results.write_text(json.dumps({"rows": rows, "config": {"seeds": [0, 1]}}))
+    (results.parent / "groups.md").write_text(
+        "# r\n\n## per-example groups\n\n| method | all | yes/no | shape |\n|---|---|---|---|\n"
+        "| inter | 91.00 ± 1.00 | 99.00 ± 0.50 | 60.00 ± 2.00 |\n"
+        "| i2m2 | 94.99 ± 0.00 | 98.00 ± 0.10 | n/a |\n"
+    )
+    spec = Spec.parse(
+        "benchmarks/results/r/results.json view=results-groups groups=benchmarks/results/r/groups.md "
+        "methods=i2m2,inter label.i2m2=I2M2"
+    )
+    assert spec.files() == ["benchmarks/results/r/results.json", "benchmarks/results/r/groups.md"]
+    assert spec.render(tmp_path) == (
+        "| method | all | yes/no | shape |\n"
+        "|---|---|---|---|\n"
+        "| I2M2 | **95.00 ± 0.00** | 98.00 ± 0.10 | n/a |\n"
+        "| inter | 91.00 ± 1.00 | **99.00 ± 0.50** | **60.00 ± 2.00** |\n"
+    )
+    assert Spec.parse("benchmarks/results/r/results.json view=job-times").render(tmp_path) == (
+        "| method | seconds, seeds 0 / 1 | epochs, seeds 0 / 1 | seconds per epoch |\n"
+        "|---|---|---|---|\n"
+        "| inter | 100 / 80 | 10 / 8 | 10.0 |\n"
+        "| i2m2 | 30 / 50 | 3 / 5 | 10.0 |\n"
+    )
 
 
 def test_a_typed_table_must_be_generated_or_say_why(tmp_path):
