@@ -9,7 +9,6 @@ is the Python entry point (``i2m2 run`` calls it too). ``__all__`` includes :cla
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from i2m2.orchestration.job import JobResult, JobSpec, forget_splits
 from i2m2.orchestration.options import RunOptions
 from i2m2.orchestration.plan import Job, all_methods, plan_jobs
 from i2m2.orchestration.signals import stop_on_signals
+from i2m2.orchestration.workers import usable_cores
 from i2m2.runs.fingerprint import data_fingerprint
 from i2m2.runs.folder import RunFolder, plain, run_record
 from i2m2.runs.results import build_rows
@@ -241,7 +241,7 @@ class Comparison:
             import torch
 
             gpus = torch.cuda.device_count() if options.gpus_per_job > 0 else 0
-            workers = options.workers or max(1, gpus or (os.cpu_count() or 1))
+            workers = options.workers or max(1, gpus or usable_cores())
             return ProcessExecutor(min(workers, len(todo)), gpus=gpus)
         return RayExecutor(options.ray_address, options.cpus_per_job, options.gpus_per_job)
 

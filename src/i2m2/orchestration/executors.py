@@ -19,6 +19,7 @@ from typing import Any
 
 from i2m2.errors import UserError
 from i2m2.orchestration.job import JobResult, JobSpec, run_job
+from i2m2.orchestration.workers import usable_cores, worker_context
 
 RETRIES = 2  # runs again of a job whose worker died
 
@@ -59,13 +60,6 @@ class LocalExecutor(Executor):
         return future
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _start_worker(threads: int, gpus: int, counter: Any) -> None:
     """A worker's share of the machine: ``threads`` torch threads, or one GPU of ``gpus`` in turn."""
     if gpus > 0:
@@ -93,12 +87,13 @@ class ProcessExecutor(Executor):
         self.slots = workers
         # As i2m2 run's own default: leave a core free, or OpenMP's busy-waiting threads collapse as soon as
         # anything else runs (measured in docs/performance.md); the rest is shared among the workers.
-        self.threads = threads or max(1, (_usable_cores() - 1) // workers)
+        self.threads = threads or max(1, (usable_cores() - 1) // workers)
         self.gpus = gpus
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("spawn")  # no inherited torch or Lightning state
+        # A GPU worker spawns: a fork server that had touched CUDA while importing would poison its forks.
+        context = multiprocessing.get_context("spawn") if self.gpus else worker_context()
         counter = context.Value("i", 0)
         return ProcessPoolExecutor(
             self.slots,
