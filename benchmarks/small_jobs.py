@@ -46,7 +46,7 @@ from i2m2.models.product_of_experts import product_of_experts
 sys.path.insert(0, str(Path(__file__).parent))
 import job_profile
 
-CLI = [sys.executable, "-m", "i2m2.cli.main"]
+CLI = [str(Path(sys.executable).with_name("i2m2"))]  # the console script, as a user runs it
 PARTS = ("profile", "jobs", "demo", "subsets")
 
 

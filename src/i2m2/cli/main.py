@@ -160,7 +160,7 @@ def lightning(command: str) -> Callable[[list[str]], int]:
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (run, "run a whole comparison: stage 1, stage 2, every method and seed"),
     "tune": (tune, "tune every method with the same budget on validation; write a recipe for 'i2m2 run'"),
-    "demo": (demo, "the synthetic three-regime comparison (about 20 s on 2 CPU cores)"),
+    "demo": (demo, "the synthetic three-regime comparison (about 15 s on 2 CPU cores)"),
     "experiments": (experiments_command, "list the experiments 'i2m2 run' knows"),
     "data": (data_command, "build datasets from raw public sources, or simulated stand-ins"),
     "analyze": (analyze_command, "entropy, rescue rate, per-group and missing-modality analyses of a run"),
