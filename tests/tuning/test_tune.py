@@ -50,9 +50,12 @@ def test_tuning_never_reads_the_test_split(tmp_path):
     assert values[0] == values[1]
 
 
-def test_a_stopped_tune_continues_to_the_same_best_trial_as_one_that_ran_through(tmp_path, monkeypatch):
-    space = FIXED | {"pretrain.lr": "0.003,0.01,0.03,0.1,0.3"}
-    kwargs = {"space": space, "trials": 5, "methods": ["unimodal:m0"]}
+@pytest.mark.parametrize(("sampler", "lr"), [("grid", "0.003,0.01,0.03,0.1,0.3"), ("tpe", "0.003:0.3:log")])
+def test_a_stopped_tune_continues_to_the_same_best_trial_as_one_that_ran_through(
+    tmp_path, monkeypatch, sampler, lr
+):
+    space = FIXED | {"pretrain.lr": lr}
+    kwargs = {"space": space, "trials": 5, "methods": ["unimodal:m0"], "sampler": sampler}
     through = tune_experiment(tiny(), tmp_path / "through", **kwargs)
 
     real, calls = executors.run_job, []

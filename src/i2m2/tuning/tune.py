@@ -294,7 +294,6 @@ class Tuner:
         budget = self.tune.trials if order is None else min(self.tune.trials, len(order))
         if order is not None and len(order) < self.tune.trials and not counted(study):
             self.log(f"{job.method}: the grid has {len(order)} points; each is tried once")
-        sampler = self._sampler(study)
         running: dict[Future[JobResult], tuple[_Trial, tuple[str, int]]] = {}
         queue: list[tuple[_Trial, tuple[str, int]]] = []
         tries: dict[tuple[int, tuple[str, int]], int] = {}
@@ -305,7 +304,7 @@ class Tuner:
                     if not queue:
                         if len(counted(study)) >= budget:
                             break
-                        trial = self._ask(study, sampler, dims, order)
+                        trial = self._ask(study, dims, order)
                         if trial is None:
                             break
                         mine.append(trial)
@@ -331,10 +330,12 @@ class Tuner:
         self._note_best(job.method, study)
 
     def _sampler(self, study: Any) -> Any:
+        """The sampler of the next trial. TPE is seeded afresh for each trial from the number of trials that
+        count so far: it reads everything else from the study, so a stopped tune (its interrupted trials do
+        not count) asks for the same points as one that ran through, and a continued one for new points."""
         optuna = optuna_module()
         if self.tune.sampler == "tpe":
-            seed = self.tune.sampler_seed + len(study.trials)  # a continued tune draws new points
-            return optuna.samplers.TPESampler(seed=seed)
+            return optuna.samplers.TPESampler(seed=self.tune.sampler_seed + len(counted(study)))
         return optuna.samplers.RandomSampler(seed=self.tune.sampler_seed)  # every value is enqueued
 
     def _grid_order(self, dims: Mapping[str, Dimension]) -> list[dict[str, float]]:
@@ -347,7 +348,7 @@ class Tuner:
         return points
 
     def _ask(
-        self, study: Any, sampler: Any, dims: Mapping[str, Dimension], order: list[dict[str, float]] | None
+        self, study: Any, dims: Mapping[str, Dimension], order: list[dict[str, float]] | None
     ) -> _Trial | None:
         """A new trial (the grid's next untaken point); ``None`` when the grid is exhausted."""
         if order is not None:
@@ -356,7 +357,7 @@ class Tuner:
             if point is None:
                 return None
             study.enqueue_trial(point, skip_if_exists=False)
-        study.sampler = sampler
+        study.sampler = self._sampler(study)
         trial = study.ask()
         trial.set_user_attr(OWNER, owner())
         params = {name: _suggest(trial, dim) for name, dim in sorted(dims.items())}
