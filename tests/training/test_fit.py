@@ -69,17 +69,18 @@ def test_evaluation_runs_in_eval_mode_and_returns_best_weights():
 
 @pytest.mark.slow
 def test_ddp_two_processes_agree_with_one():
-    """torchmetrics syncs across processes: 2-process DDP evaluation equals 1-process on the same weights."""
+    """torchmetrics syncs across processes: 2-process DDP evaluation equals 1-process on the same weights,
+    and DDP training learns as one process does. One DDP fit only: torch's gloo backend now and then aborts
+    a spawned process in its teardown, and every ``ddp_spawn`` fit is another draw of that."""
     data = splits(intra=1.0, inter=2.0, n_train=400)
     one = fit_and_test(small_method("i2m2"), data, FitSettings(FAST, seed=0, predict=False))
     ddp = {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}
+    two = fit_and_test(small_method("i2m2"), data, FitSettings(FAST, seed=0, trainer=ddp, predict=False))
+    assert abs(two.metrics["acc"] - one.metrics["acc"]) < 0.08  # DDP training learns
+    # The DDP-tested weights, tested again in one process (an SGD step of 1e-12 leaves them as they are).
     frozen = StageConfig(optimizer="sgd", lr=1e-12, max_epochs=1, batch_size=100)
     model = small_method("i2m2")
-    model.load_state_dict(one.state_dict)
-    two = fit_and_test(model, data, FitSettings(frozen, seed=0, trainer=ddp, predict=False))
+    model.load_state_dict(two.state_dict)
+    alone = fit_and_test(model, data, FitSettings(frozen, seed=0, predict=False))
     for name in ("acc", "balanced_acc", "auroc"):
-        assert two.metrics[name] == pytest.approx(one.metrics[name], abs=1e-6), name
-    trained_ddp = fit_and_test(
-        small_method("i2m2"), data, FitSettings(FAST, seed=0, trainer=ddp, predict=False)
-    )
-    assert abs(trained_ddp.metrics["acc"] - one.metrics["acc"]) < 0.08
+        assert two.metrics[name] == pytest.approx(alone.metrics[name], abs=1e-6), name

@@ -379,6 +379,8 @@ def _test(
     in_memory = _callback(trainer, BestCheckpoint).restore_best(module)
     tested = trainer.test(module, datamodule=data, ckpt_path=None if in_memory else "best", verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in tested[0].items()}
+    if not in_memory:
+        _load_best(trainer, module)
     predictions: Predictions | None = None
     if settings.predict:
         outputs = module.test_outputs if single_process else predict_on_one_device(module, data, settings)
@@ -399,6 +401,16 @@ def _test(
         hyper_parameters=dict(module.hparams),
         phases=timer.phases(),
     )
+
+
+def _load_best(trainer: pl.Trainer, module: MethodModule) -> None:
+    """The tested (best) checkpoint's weights into ``module`` in this process too: a test under
+    ``ddp_spawn`` loads them in its spawned processes only, and hands back this process's module with the
+    last epoch's weights, which the job would otherwise save and predict with."""
+    path = _callback(trainer, BestCheckpoint).best_model_path
+    if path and Path(path).is_file():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(checkpoint["state_dict"])
 
 
 def _read_curve(path: Path) -> str:
