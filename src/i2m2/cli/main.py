@@ -79,14 +79,13 @@ def executor_given(argv: list[str]) -> str | None:
     return None
 
 
-def with_workers_started(argv: list[str]) -> list[str]:
-    """``argv`` unchanged; worker processes' imports started now, beside this process's, when it names
-    ``--executor processes``."""
+def start_workers_if_asked(argv: list[str]) -> None:
+    """When ``argv`` names ``--executor processes``, start the workers' imports now, beside this
+    process's own."""
     if executor_given(argv) == "processes":
         from i2m2.orchestration.workers import warm_up_workers
 
         warm_up_workers()
-    return argv
 
 
 def demo_argv(argv: list[str], cores: int) -> list[str]:
@@ -98,7 +97,7 @@ def demo_argv(argv: list[str], cores: int) -> list[str]:
 
 
 def run(argv: list[str]) -> int:
-    argv = with_workers_started(argv)
+    start_workers_if_asked(argv)
     with deferred_interrupt():
         from i2m2.cli.run import run_command
 
@@ -106,7 +105,7 @@ def run(argv: list[str]) -> int:
 
 
 def tune(argv: list[str]) -> int:
-    argv = with_workers_started(argv)
+    start_workers_if_asked(argv)
     with deferred_interrupt():
         from i2m2.cli.tune import tune_command
 
@@ -118,7 +117,8 @@ def demo(argv: list[str]) -> int:
     says otherwise: on 2 cores that halves their time, with the same numbers as one after another."""
     from i2m2.orchestration.workers import usable_cores
 
-    argv = with_workers_started(demo_argv(argv, usable_cores()))
+    argv = demo_argv(argv, usable_cores())
+    start_workers_if_asked(argv)
     with deferred_interrupt():
         from i2m2.cli.run import run_command
 

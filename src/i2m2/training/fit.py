@@ -273,6 +273,14 @@ class BestCheckpoint(ModelCheckpoint):
         module.load_state_dict(self.best["state_dict"])
         return True
 
+    def load_best_file(self, module: pl.LightningModule) -> None:
+        """Load the best epoch's checkpoint file (``best_model_path``, when one was written) into ``module``.
+        Needed even after ``test(ckpt_path="best")``: under ``ddp_spawn`` that loads it in the spawned
+        processes only, and hands back this process's module with the last epoch's weights."""
+        if self.best_model_path:
+            checkpoint = torch.load(self.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(checkpoint["state_dict"])
+
     def write(self, trainer: pl.Trainer) -> None:
         """Write the best epoch's checkpoint kept in memory to its file (``best_model_path``)."""
         if self.best is not None and self.best_model_path:
@@ -354,9 +362,8 @@ def _trainer(settings: FitSettings, scratch: Path) -> pl.Trainer:
 def _validated(trainer: pl.Trainer, module: MethodModule) -> FitResult:
     """The best validation epoch's score and weights, without testing (the test split is not read)."""
     best = _callback(trainer, BestCheckpoint)
-    if not best.restore_best(module) and best.best_model_path:
-        checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(checkpoint["state_dict"])
+    if not best.restore_best(module):
+        best.load_best_file(module)
     score = float("nan") if best.best_model_score is None else float(best.best_model_score)
     state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
     return FitResult(
@@ -376,11 +383,12 @@ def _test(
     single_process = trainer.world_size == 1
     module.collect_predictions = settings.predict and single_process
     module.test_outputs = []
-    in_memory = _callback(trainer, BestCheckpoint).restore_best(module)
+    best = _callback(trainer, BestCheckpoint)
+    in_memory = best.restore_best(module)
     tested = trainer.test(module, datamodule=data, ckpt_path=None if in_memory else "best", verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in tested[0].items()}
     if not in_memory:
-        _load_best(trainer, module)
+        best.load_best_file(module)  # the tested weights, in this process too
     predictions: Predictions | None = None
     if settings.predict:
         outputs = module.test_outputs if single_process else predict_on_one_device(module, data, settings)
@@ -401,16 +409,6 @@ def _test(
         hyper_parameters=dict(module.hparams),
         phases=timer.phases(),
     )
-
-
-def _load_best(trainer: pl.Trainer, module: MethodModule) -> None:
-    """The tested (best) checkpoint's weights into ``module`` in this process too: a test under
-    ``ddp_spawn`` loads them in its spawned processes only, and hands back this process's module with the
-    last epoch's weights, which the job would otherwise save and predict with."""
-    path = _callback(trainer, BestCheckpoint).best_model_path
-    if path and Path(path).is_file():
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        module.load_state_dict(checkpoint["state_dict"])
 
 
 def _read_curve(path: Path) -> str:
